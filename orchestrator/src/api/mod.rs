@@ -1,0 +1,14 @@
+//! Kubernetes-shaped API objects: which resources we serve, how errors look on the wire
+//! (`Status`), object metadata helpers, validation and patching. Sans-IO: nothing here knows
+//! about axum or redb, so the apiserver, the controllers and the CLI share it.
+
+pub mod meta;
+pub mod patch;
+pub mod resources;
+pub mod selectors;
+pub mod status;
+pub mod validate;
+pub mod yaml;
+
+pub use resources::{ResourceType, find_by_kind, find_by_plural};
+pub use status::ApiError;

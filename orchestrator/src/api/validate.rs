@@ -1,0 +1,450 @@
+//! Admission: what the API server does to an object before it is stored — fill in what the
+//! server owns (uid, timestamps, generation), apply defaults, and reject objects that are
+//! malformed, mistyped or inconsistent, with messages that name the field.
+
+use serde_json::{Value, json};
+
+use super::{ApiError, ResourceType, meta};
+
+/// Largest request body we accept; kube-apiserver's default is 3 MiB.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// DNS-1123 subdomain, as Kubernetes validates object names.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if name.is_empty() {
+        Err("name or generateName is required".into())
+    } else if name.len() > 253 || !ok_chars || !ends_ok {
+        Err(format!(
+            "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Check the body names the same type as the URL, defaulting `apiVersion`/`kind` when absent
+/// (the Python client may omit them).
+fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body must be a JSON object describing a {}",
+            rt.kind
+        )));
+    }
+    let api_version = rt.api_version();
+    match obj["apiVersion"].as_str() {
+        None => obj["apiVersion"] = json!(api_version),
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    match obj["kind"].as_str() {
+        None => obj["kind"] = json!(rt.kind),
+        Some(k) if k == rt.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                rt.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Prepare a new object for storage: server-owned metadata, defaults, validation.
+pub fn prepare_create(
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
+    check_type_meta(rt, &mut obj)?;
+    let meta = meta::metadata_mut(&mut obj);
+    let mut name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
+            name = format!("{prefix}{}", meta::random_suffix());
+            meta.insert("name".into(), json!(name));
+        }
+    }
+    if rt.namespaced {
+        let ns = namespace.unwrap_or("default");
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
+                )));
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    check_name(&name).map_err(|m| ApiError::invalid(rt.kind, &name, m))?;
+    meta.insert("uid".into(), json!(meta::new_uid()));
+    meta.insert("creationTimestamp".into(), json!(meta::now()));
+    meta.remove("resourceVersion");
+    meta.remove("deletionTimestamp");
+    if rt.tracks_generation {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    apply_defaults(rt, &mut obj);
+    validate(rt, &obj, &name)?;
+    Ok(obj)
+}
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteScope {
+    /// The main endpoint: everything but `status` (for kinds with a status subresource).
+    Main,
+    /// The `/status` subresource: only `status` (and metadata labels/annotations).
+    Status,
+}
+
+/// Prepare an update of `old` to `new`: keep server-owned fields, honour the write scope, bump
+/// `generation` when the spec changes.
+pub fn prepare_update(
+    rt: &ResourceType,
+    old: &Value,
+    mut new: Value,
+    scope: WriteScope,
+) -> Result<Value, ApiError> {
+    check_type_meta(rt, &mut new)?;
+    let name = meta::name(old).to_string();
+    let new_name = meta::name(&new);
+    if !new_name.is_empty() && new_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({new_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let has_status_sub = rt.has_subresource("status");
+    match scope {
+        WriteScope::Main if has_status_sub => new["status"] = old["status"].clone(),
+        WriteScope::Status => {
+            let status = new["status"].clone();
+            let labels = new["metadata"]["labels"].clone();
+            let annotations = new["metadata"]["annotations"].clone();
+            new = old.clone();
+            new["status"] = status;
+            new["metadata"]["labels"] = labels;
+            new["metadata"]["annotations"] = annotations;
+        }
+        WriteScope::Main => {}
+    }
+    if new.get("status").is_some_and(Value::is_null) {
+        if let Some(o) = new.as_object_mut() {
+            o.remove("status");
+        }
+    }
+    let old_meta = &old["metadata"];
+    let meta = meta::metadata_mut(&mut new);
+    for owned in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(owned) {
+            Some(v) => meta.insert(owned.into(), v.clone()),
+            None => meta.remove(owned),
+        };
+    }
+    for maybe_null in ["labels", "annotations"] {
+        if meta.get(maybe_null).is_some_and(Value::is_null) {
+            meta.remove(maybe_null);
+        }
+    }
+    apply_defaults(rt, &mut new);
+    if rt.tracks_generation && new["spec"] != old["spec"] {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        meta::metadata_mut(&mut new).insert("generation".into(), json!(generation));
+    }
+    if rt.kind == "Pod"
+        && scope == WriteScope::Main
+        && !pod_spec_update_allowed(&old["spec"], &new["spec"])
+    {
+        return Err(ApiError::invalid(
+            rt.kind,
+            &name,
+            "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds`",
+        ));
+    }
+    validate(rt, &new, &name)?;
+    Ok(new)
+}
+
+/// Kubernetes only lets a few pod spec fields change after creation; a changed nodeName would
+/// move a running pod behind its agent's back.
+fn pod_spec_update_allowed(old: &Value, new: &Value) -> bool {
+    let mut old = old.clone();
+    let mut new = new.clone();
+    for spec in [&mut old, &mut new] {
+        if let Some(containers) = spec["containers"].as_array_mut() {
+            for c in containers {
+                if let Some(c) = c.as_object_mut() {
+                    c.remove("image");
+                }
+            }
+        }
+        if let Some(s) = spec.as_object_mut() {
+            s.remove("activeDeadlineSeconds");
+            s.remove("terminationGracePeriodSeconds");
+            s.remove("tolerations");
+        }
+    }
+    old == new
+}
+
+fn set_default(obj: &mut Value, field: &str, value: Value) {
+    if obj.is_object() && obj.get(field).is_none_or(Value::is_null) {
+        obj[field] = value;
+    }
+}
+
+/// Defaults kube-apiserver fills in, so clients that read them (kubectl describe, the Python
+/// client) find them.
+fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
+    match rt.kind {
+        "Pod" => {
+            default_pod_spec(&mut obj["spec"]);
+            if obj["status"].is_null() {
+                obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+            }
+        }
+        "Deployment" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            set_default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        "ReplicaSet" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        "Namespace" => {
+            if obj["status"]["phase"].is_null() {
+                obj["status"] = json!({"phase": "Active"});
+            }
+        }
+        "Secret" => set_default(obj, "type", json!("Opaque")),
+        "Service" => {
+            let spec = &mut obj["spec"];
+            set_default(spec, "type", json!("ClusterIP"));
+            set_default(spec, "sessionAffinity", json!("None"));
+        }
+        _ => {}
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    if let Some(containers) = spec["containers"].as_array_mut() {
+        for c in containers {
+            let latest = c["image"]
+                .as_str()
+                .is_some_and(|i| !image_has_tag(i) || i.ends_with(":latest"));
+            set_default(
+                c,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            set_default(c, "resources", json!({}));
+        }
+    }
+}
+
+fn image_has_tag(image: &str) -> bool {
+    if image.contains('@') {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.contains(':')
+}
+
+/// Type check against the upstream type, then the semantic rules that matter to us.
+fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> {
+    (rt.type_check)(obj).map_err(|m| ApiError::invalid(rt.kind, name, m))?;
+    let invalid = |m: String| Err(ApiError::invalid(rt.kind, name, m));
+    match rt.kind {
+        "Pod" => validate_pod_spec(&obj["spec"], "spec").or_else(invalid),
+        "Deployment" | "ReplicaSet" => {
+            let spec = &obj["spec"];
+            let selector = &spec["selector"]["matchLabels"];
+            if selector.as_object().is_none_or(|m| m.is_empty())
+                && spec["selector"]["matchExpressions"].is_null()
+            {
+                return invalid("spec.selector: Required value".into());
+            }
+            if spec["replicas"].as_i64().is_some_and(|r| r < 0) {
+                return invalid(
+                    "spec.replicas: Invalid value: must be greater than or equal to 0".into(),
+                );
+            }
+            let labels = &spec["template"]["metadata"]["labels"];
+            if let Some(sel) = selector.as_object() {
+                for (k, v) in sel {
+                    if labels.get(k) != Some(v) {
+                        return invalid(format!(
+                            "spec.template.metadata.labels: Invalid value: {}: `selector` does not match template `labels`",
+                            labels
+                        ));
+                    }
+                }
+            }
+            validate_pod_spec(&spec["template"]["spec"], "spec.template.spec").or_else(invalid)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn validate_pod_spec(spec: &Value, at: &str) -> Result<(), String> {
+    let Some(containers) = spec["containers"].as_array().filter(|c| !c.is_empty()) else {
+        return Err(format!("{at}.containers: Required value"));
+    };
+    let mut names = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        let cname = c["name"].as_str().unwrap_or("");
+        if cname.is_empty() {
+            return Err(format!("{at}.containers[{i}].name: Required value"));
+        }
+        if names.contains(&cname) {
+            return Err(format!(
+                "{at}.containers[{i}].name: Duplicate value: {cname:?}"
+            ));
+        }
+        names.push(cname);
+        if c["image"].as_str().is_none_or(str::is_empty) {
+            return Err(format!("{at}.containers[{i}].image: Required value"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::find_by_kind;
+
+    fn pods() -> &'static ResourceType {
+        find_by_kind("v1", "Pod").expect("pods")
+    }
+
+    #[test]
+    fn create_fills_server_fields_and_defaults() {
+        let pod = json!({"metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "c", "image": "r/x:1"}]}});
+        let out = prepare_create(pods(), Some("default"), pod).expect("valid");
+        assert_eq!(out["apiVersion"], "v1");
+        assert!(meta::name(&out).starts_with("web-"));
+        assert_eq!(out["metadata"]["namespace"], "default");
+        assert_eq!(out["spec"]["restartPolicy"], "Always");
+        assert_eq!(
+            out["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(out["status"]["phase"], "Pending");
+    }
+
+    #[test]
+    fn create_rejects_bad_input_with_named_fields() {
+        let no_name = prepare_create(
+            pods(),
+            None,
+            json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        )
+        .expect_err("no name");
+        assert_eq!(no_name.code, 422);
+        let bad_name = prepare_create(pods(), None, json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})).expect_err("name");
+        assert!(bad_name.message.contains("RFC 1123"));
+        let no_image = prepare_create(
+            pods(),
+            None,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
+        )
+        .expect_err("image");
+        assert!(
+            no_image.message.contains("spec.containers[0].image"),
+            "{}",
+            no_image.message
+        );
+        let wrong_kind = prepare_create(
+            pods(),
+            None,
+            json!({"kind": "Service", "metadata": {"name": "p"}}),
+        )
+        .expect_err("kind");
+        assert_eq!(wrong_kind.code, 400);
+        let wrong_type = prepare_create(
+            pods(),
+            None,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": "nope"}}),
+        )
+        .expect_err("type");
+        assert!(
+            wrong_type.message.contains("spec.containers"),
+            "{}",
+            wrong_type.message
+        );
+    }
+
+    #[test]
+    fn update_bumps_generation_only_on_spec_change() {
+        let deploy = find_by_kind("apps/v1", "Deployment").expect("deploy");
+        let obj = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        let created = prepare_create(deploy, Some("default"), obj).expect("create");
+        let mut relabeled = created.clone();
+        relabeled["metadata"]["labels"] = json!({"x": "y"});
+        let same = prepare_update(deploy, &created, relabeled, WriteScope::Main).expect("update");
+        assert_eq!(same["metadata"]["generation"], 1);
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(4);
+        scaled["status"] = json!({"replicas": 99});
+        let bumped = prepare_update(deploy, &created, scaled, WriteScope::Main).expect("update");
+        assert_eq!(bumped["metadata"]["generation"], 2);
+        assert!(
+            bumped["status"].is_null(),
+            "main endpoint must not write status"
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! Create, read, update, patch, delete and list of objects: the verbs, their status codes and
+//! their optimistic-concurrency rules, as kube-apiserver implements them.
+
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::{ApiState, blocking, json_response, request::ResourcePath};
+use crate::{
+    api::{
+        ApiError, ResourceType, meta,
+        patch::{self, PatchType},
+        selectors::{FieldSelector, LabelSelector},
+        status::success_status,
+        validate::{self, WriteScope},
+    },
+    store::{Mutation, StoreError},
+};
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Expired { requested, oldest } => {
+                ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+fn name_of(path: &ResourcePath) -> &str {
+    path.name.as_deref().unwrap_or("")
+}
+
+fn key_of(path: &ResourcePath) -> String {
+    path.rt
+        .key(path.namespace.as_deref().unwrap_or(""), name_of(path))
+}
+
+/// Stamp `apiVersion`/`kind` (never trust what was stored to have them).
+fn typed(rt: &ResourceType, mut obj: Value) -> Value {
+    obj["apiVersion"] = json!(rt.api_version());
+    obj["kind"] = json!(rt.kind);
+    obj
+}
+
+/// `GET` one object (as a Table when kubectl asks for one).
+pub async fn get(
+    state: &ApiState,
+    path: &ResourcePath,
+    want_table: bool,
+) -> Result<Response, ApiError> {
+    let key = key_of(path);
+    let store = state.store.clone();
+    let obj = blocking(move || store.get(&key))
+        .await??
+        .ok_or_else(|| ApiError::not_found(&path.rt.qualified(), name_of(path)))?;
+    if want_table {
+        let rv = meta::resource_version(&obj).unwrap_or(0);
+        return Ok(json_response(
+            StatusCode::OK,
+            &super::tables::table(path.rt.kind, &[obj], rv),
+        ));
+    }
+    Ok(json_response(StatusCode::OK, &typed(path.rt, obj)))
+}
+
+/// Selectors of a list or watch request.
+pub struct Filters {
+    /// Parsed `labelSelector`.
+    pub labels: LabelSelector,
+    /// Parsed `fieldSelector`.
+    pub fields: FieldSelector,
+}
+
+impl Filters {
+    /// Parse from the query; errors are 400s naming the selector.
+    pub fn from_query(
+        rt: &ResourceType,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+            fields: FieldSelector::parse(
+                query.get("fieldSelector").map_or("", String::as_str),
+                rt.kind,
+            )?,
+        })
+    }
+
+    /// Does the object pass both selectors?
+    pub fn matches(&self, kind: &str, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(kind, obj)
+    }
+}
+
+/// `GET` a collection.
+pub async fn list(
+    state: &ApiState,
+    path: &ResourcePath,
+    filters: Filters,
+    want_table: bool,
+) -> Result<Response, ApiError> {
+    let prefix = path.rt.namespace_prefix(path.namespace.as_deref());
+    let store = state.store.clone();
+    let (items, rv) = blocking(move || store.list(&prefix)).await??;
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| filters.matches(path.rt.kind, o))
+        .collect();
+    if want_table {
+        return Ok(json_response(
+            StatusCode::OK,
+            &super::tables::table(path.rt.kind, &items, rv),
+        ));
+    }
+    let items: Vec<Value> = items.into_iter().map(|o| typed(path.rt, o)).collect();
+    let body = json!({"kind": path.rt.list_kind(), "apiVersion": path.rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items});
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Refuse writes into a namespace that does not exist or is being deleted.
+async fn check_namespace(
+    state: &ApiState,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(ns) = namespace.filter(|_| rt.namespaced) else {
+        return Ok(());
+    };
+    let namespaces = crate::api::find_by_kind("v1", "Namespace")
+        .ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    let key = namespaces.key("", ns);
+    let store = state.store.clone();
+    match blocking(move || store.get(&key)).await?? {
+        None => Err(ApiError::not_found("namespaces", ns)),
+        Some(obj) if meta::is_terminating(&obj) => Err(ApiError::forbidden(format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `POST` to a collection.
+pub async fn create(
+    state: &ApiState,
+    path: &ResourcePath,
+    body: Value,
+) -> Result<Response, ApiError> {
+    let rt = path.rt;
+    let ns = path
+        .namespace
+        .clone()
+        .or_else(|| rt.namespaced.then(|| "default".to_string()));
+    check_namespace(state, rt, ns.as_deref()).await?;
+    let obj = validate::prepare_create(rt, ns.as_deref(), body)?;
+    let key = rt.key(meta::namespace(&obj), meta::name(&obj));
+    let name = meta::name(&obj).to_string();
+    let store = state.store.clone();
+    let stored = blocking(move || {
+        store.mutate::<ApiError, _>(&key, |current| match current {
+            Some(_) => Err(ApiError::already_exists(&rt.qualified(), &name)),
+            None => Ok(Mutation::Put(obj)),
+        })
+    })
+    .await??
+    .ok_or_else(|| ApiError::internal("create stored nothing"))?;
+    Ok(json_response(StatusCode::CREATED, &typed(rt, stored)))
+}
+
+/// Check a client-sent resourceVersion against the stored one.
+fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Result<(), ApiError> {
+    match sent["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+    {
+        Some(rv) if Some(rv) != current["metadata"]["resourceVersion"].as_str() => {
+            Err(ApiError::conflict(&rt.qualified(), meta::name(current)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What to do with an updated object: an object being deleted whose last finalizer went away is
+/// removed for good.
+fn store_or_finish(obj: Value) -> Mutation {
+    let finalizers_left = obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if meta::is_terminating(&obj) && !finalizers_left && obj["kind"] != "Pod" {
+        Mutation::Delete
+    } else {
+        Mutation::Put(obj)
+    }
+}
+
+/// `PUT` an object (main endpoint or `/status`).
+pub async fn update(
+    state: &ApiState,
+    path: &ResourcePath,
+    body: Value,
+    scope: WriteScope,
+) -> Result<Response, ApiError> {
+    let rt = path.rt;
+    let key = key_of(path);
+    let name = name_of(path).to_string();
+    let store = state.store.clone();
+    let stored = blocking(move || {
+        store.mutate::<ApiError, _>(&key, |current| {
+            let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
+            check_precondition(rt, &current, &body)?;
+            Ok(store_or_finish(validate::prepare_update(
+                rt, &current, body, scope,
+            )?))
+        })
+    })
+    .await??;
+    finish_write(rt, path, stored)
+}
+
+/// `PATCH` an object (main endpoint or `/status`).
+pub async fn patch(
+    state: &ApiState,
+    path: &ResourcePath,
+    headers: &HeaderMap,
+    body: Value,
+    scope: WriteScope,
+) -> Result<Response, ApiError> {
+    let rt = path.rt;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+    let key = key_of(path);
+    let name = name_of(path).to_string();
+    let store = state.store.clone();
+    let stored = blocking(move || {
+        store.mutate::<ApiError, _>(&key, |current| {
+            let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
+            let patched = patch::apply(kind, &current, &body).map_err(|e| {
+                if e.code == 422 {
+                    ApiError::invalid(rt.kind, &name, e.message)
+                } else {
+                    e
+                }
+            })?;
+            check_precondition(rt, &current, &patched)?;
+            Ok(store_or_finish(validate::prepare_update(
+                rt, &current, patched, scope,
+            )?))
+        })
+    })
+    .await??;
+    finish_write(rt, path, stored)
+}
+
+fn finish_write(
+    rt: &ResourceType,
+    path: &ResourcePath,
+    stored: Option<Value>,
+) -> Result<Response, ApiError> {
+    let obj = stored.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
+    Ok(json_response(StatusCode::OK, &typed(rt, obj)))
+}
+
+/// Options of a delete, from the body (`DeleteOptions`) and the query.
+#[derive(Debug, Default)]
+pub struct DeleteOptions {
+    /// Seconds the object may take to terminate.
+    pub grace_period: Option<i64>,
+    /// Only delete if the uid matches.
+    pub uid: Option<String>,
+    /// Only delete if the resourceVersion matches.
+    pub resource_version: Option<String>,
+}
+
+impl DeleteOptions {
+    /// Merge body and query forms.
+    pub fn parse(
+        body: Option<&Value>,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let mut opts = Self::default();
+        if let Some(b) = body {
+            opts.grace_period = b["gracePeriodSeconds"].as_i64();
+            opts.uid = b["preconditions"]["uid"].as_str().map(str::to_string);
+            opts.resource_version = b["preconditions"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string);
+        }
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            opts.grace_period = Some(g.parse().map_err(|_| {
+                ApiError::bad_request(format!("gracePeriodSeconds must be an integer, got {g:?}"))
+            })?);
+        }
+        Ok(opts)
+    }
+}
+
+/// Decide what a delete does to the current object: graceful pod termination and finalizers
+/// keep it (marked with deletionTimestamp); otherwise it goes.
+fn delete_decision(
+    rt: &ResourceType,
+    mut obj: Value,
+    opts: &DeleteOptions,
+) -> Result<Mutation, ApiError> {
+    let name = meta::name(&obj).to_string();
+    if opts.uid.as_deref().is_some_and(|u| u != meta::uid(&obj))
+        || opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| Some(rv) != obj["metadata"]["resourceVersion"].as_str())
+    {
+        return Err(ApiError::conflict(&rt.qualified(), &name));
+    }
+    let has_finalizers = obj["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    // A pod on a node is stopped by that node's agent, which then deletes it with grace 0.
+    let graceful_pod = rt.kind == "Pod"
+        && obj["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+        && !is_finished(&obj);
+    let grace = opts
+        .grace_period
+        .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30)
+        .max(0);
+    if graceful_pod && grace > 0 {
+        let existing = obj["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        if meta::is_terminating(&obj) && existing.is_some_and(|e| e <= grace) {
+            return Ok(Mutation::Keep);
+        }
+        let deadline = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(grace))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let m = meta::metadata_mut(&mut obj);
+        m.insert(
+            "deletionTimestamp".into(),
+            json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        return Ok(Mutation::Put(obj));
+    }
+    if has_finalizers {
+        if meta::is_terminating(&obj) {
+            return Ok(Mutation::Keep);
+        }
+        let m = meta::metadata_mut(&mut obj);
+        m.insert("deletionTimestamp".into(), json!(meta::now()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        return Ok(Mutation::Put(obj));
+    }
+    Ok(Mutation::Delete)
+}
+
+fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// `DELETE` one object.
+pub async fn delete(
+    state: &ApiState,
+    path: &ResourcePath,
+    opts: DeleteOptions,
+) -> Result<Response, ApiError> {
+    let rt = path.rt;
+    if rt.kind == "Namespace" {
+        return super::namespaces::delete(state, name_of(path)).await;
+    }
+    let key = key_of(path);
+    let name = name_of(path).to_string();
+    let store = state.store.clone();
+    let (result, gone) = blocking(move || {
+        let mut gone = false;
+        let result = store.mutate::<ApiError, _>(&key, |current| {
+            let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
+            let decision = delete_decision(rt, current, &opts)?;
+            gone = matches!(decision, Mutation::Delete);
+            Ok(decision)
+        });
+        (result, gone)
+    })
+    .await?;
+    let obj = result?.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
+    if gone && rt.kind != "Pod" {
+        return Ok(json_response(
+            StatusCode::OK,
+            &success_status(meta::name(&obj), rt.group, rt.plural, meta::uid(&obj)),
+        ));
+    }
+    Ok(json_response(StatusCode::OK, &typed(rt, obj)))
+}

@@ -1,0 +1,329 @@
+//! The Kubernetes-compatible HTTP API: discovery, OpenAPI, CRUD/list/watch on every served
+//! resource, subresources, and errors as `Status`. Every request needs a bearer token except
+//! health and version probes.
+
+mod discovery;
+mod handlers;
+mod namespaces;
+mod request;
+mod subresources;
+pub mod tables;
+mod watch;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Path, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+
+use crate::{
+    api::{ApiError, patch::PatchType, validate::WriteScope},
+    store::Store,
+};
+use request::ResourcePath;
+
+/// Shared state of the API server.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The cluster store.
+    pub store: Store,
+    /// Accepted bearer tokens.
+    pub tokens: Arc<HashSet<String>>,
+    /// Token presented to node agents when proxying (logs).
+    pub node_token: Arc<String>,
+    /// Client for talking to node agents.
+    pub http: reqwest::Client,
+    /// Set once the whole cluster is up; `/readyz` reports it.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Run a store call off the async workers (redb is synchronous and fsyncs on commit).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("store task failed: {e}")))
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+pub(crate) fn stream_response(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(code, &self.to_status())
+    }
+}
+
+/// Build the router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { json_response(StatusCode::OK, &discovery::version()) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/api",
+            get(|| async { json_response(StatusCode::OK, &discovery::core_versions()) }),
+        )
+        .route("/api/v1", get(|| async { gv_resources("", "v1") }))
+        .route(
+            "/apis",
+            get(|| async { json_response(StatusCode::OK, &discovery::group_list()) }),
+        )
+        .route(
+            "/apis/{group}",
+            get(|Path(group): Path<String>| async move {
+                discovery::group(&group)
+                    .map(|g| json_response(StatusCode::OK, &g))
+                    .unwrap_or_else(|| {
+                        ApiError::no_route(&format!("/apis/{group}")).into_response()
+                    })
+            }),
+        )
+        .route(
+            "/apis/{group}/{version}",
+            get(|Path((g, v)): Path<(String, String)>| async move { gv_resources(&g, &v) }),
+        )
+        .route(
+            "/openapi/v3",
+            get(|| async { json_response(StatusCode::OK, &discovery::openapi_root()) }),
+        )
+        .route(
+            "/openapi/v3/{*path}",
+            get(|Path(path): Path<String>| async move {
+                discovery::openapi_document(&path)
+                    .map(|d| json_response(StatusCode::OK, &d))
+                    .unwrap_or_else(|| {
+                        ApiError::no_route(&format!("/openapi/v3/{path}")).into_response()
+                    })
+            }),
+        )
+        .route("/api/v1/{*rest}", any(core_resource))
+        .route("/apis/{group}/{version}/{*rest}", any(group_resource))
+        .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the cluster is still starting",
+        )
+            .into_response()
+    }
+}
+
+fn gv_resources(group: &str, version: &str) -> Response {
+    match discovery::resource_list(group, version) {
+        Some(list) => json_response(StatusCode::OK, &list),
+        None => ApiError::no_route(&format!("{group}/{version}")).into_response(),
+    }
+}
+
+async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let open = matches!(
+        req.uri().path(),
+        "/healthz" | "/livez" | "/readyz" | "/version"
+    );
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if open || token.is_some_and(|t| state.tokens.contains(t)) {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+async fn core_resource(
+    State(state): State<ApiState>,
+    Path(rest): Path<String>,
+    req: Request,
+) -> Response {
+    dispatch(state, "", "v1", &rest, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn group_resource(
+    State(state): State<ApiState>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    dispatch(state, &group, &version, &rest, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn is_true(q: &std::collections::HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+async fn dispatch(
+    state: ApiState,
+    group: &str,
+    version: &str,
+    rest: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let path = request::parse_path(group, version, rest)?;
+    let (parts, body) = req.into_parts();
+    let query = request::query_map(parts.uri.query());
+    let headers = parts.headers;
+    let sub = path.subresource.clone();
+    if let Some(s) = sub.as_deref() {
+        if !path.rt.has_subresource(s) {
+            return Err(ApiError::no_route(parts.uri.path()));
+        }
+    }
+    let table = request::wants_table(&headers);
+    match (&parts.method, path.name.is_some(), sub.as_deref()) {
+        (&Method::GET, false, None) => {
+            let filters = handlers::Filters::from_query(path.rt, &query)?;
+            if is_true(&query, "watch") {
+                watch::watch(
+                    &state,
+                    &path,
+                    filters,
+                    watch::WatchParams::from_query(&query)?,
+                )
+                .await
+            } else {
+                handlers::list(&state, &path, filters, table).await
+            }
+        }
+        (&Method::GET, true, None | Some("status")) => {
+            handlers::get(&state, &path, table && sub.is_none()).await
+        }
+        (&Method::GET, true, Some("scale")) => subresources::scale(&state, &path, None).await,
+        (&Method::GET, true, Some("log")) => {
+            subresources::log(&state, &path, &query, parts.uri.query()).await
+        }
+        (&Method::POST, false, None) => create(&state, &path, &headers, body).await,
+        (&Method::POST, true, Some("binding")) => {
+            let body = request::decode_body(&headers, &request::read_body(body).await?)?;
+            subresources::bind(&state, &path, body).await
+        }
+        (&Method::PUT, true, None | Some("status")) => {
+            let body = request::decode_body(&headers, &request::read_body(body).await?)?;
+            handlers::update(&state, &path, body, scope(sub.as_deref())).await
+        }
+        (&Method::PUT, true, Some("scale")) => {
+            let body = request::decode_body(&headers, &request::read_body(body).await?)?;
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body))).await
+        }
+        (&Method::PATCH, true, None | Some("status")) => {
+            let body = decode_patch(&headers, body).await?;
+            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref())).await
+        }
+        (&Method::PATCH, true, Some("scale")) => {
+            let content_type = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let body = decode_patch(&headers, body).await?;
+            subresources::scale(
+                &state,
+                &path,
+                Some(subresources::ScaleWrite::Patch(kind, body)),
+            )
+            .await
+        }
+        (&Method::DELETE, true, None) => {
+            let bytes = request::read_body(body).await?;
+            let options = if bytes.is_empty() {
+                None
+            } else {
+                Some(request::decode_body(&headers, &bytes)?)
+            };
+            handlers::delete(
+                &state,
+                &path,
+                handlers::DeleteOptions::parse(options.as_ref(), &query)?,
+            )
+            .await
+        }
+        (method, _, _) => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}",
+            parts.uri.path()
+        ))),
+    }
+}
+
+fn scope(sub: Option<&str>) -> WriteScope {
+    if sub == Some("status") {
+        WriteScope::Status
+    } else {
+        WriteScope::Main
+    }
+}
+
+async fn create(
+    state: &ApiState,
+    path: &ResourcePath,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = request::decode_body(headers, &request::read_body(body).await?)?;
+    handlers::create(state, path, body).await
+}
+
+/// Patch bodies are JSON whatever their patch content type says.
+async fn decode_patch(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let bytes = request::read_body(body).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the patch body is empty"));
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/apply-patch") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))
+}

@@ -1,0 +1,184 @@
+//! Turning an HTTP request into what the handlers work on: the resource path (group, version,
+//! namespace, plural, name, subresource), query options, and a decoded body with size and
+//! format checks. Nothing here touches the store.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::api::{ApiError, ResourceType, resources, validate::MAX_BODY_BYTES};
+
+/// A request path resolved against the resource table.
+#[derive(Debug)]
+pub struct ResourcePath {
+    /// The resource type.
+    pub rt: &'static ResourceType,
+    /// Namespace from the path (None: cluster-scoped, or a list across all namespaces).
+    pub namespace: Option<String>,
+    /// Object name (None: the collection).
+    pub name: Option<String>,
+    /// Subresource (`status`, `scale`, `log`, `binding`).
+    pub subresource: Option<String>,
+}
+
+/// Parse the segments after `/api/v1` or `/apis/{g}/{v}`.
+pub fn parse_path(group: &str, version: &str, rest: &str) -> Result<ResourcePath, ApiError> {
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let lookup = |plural: &str| resources::find_by_plural(group, version, plural);
+    let not_found = || ApiError::no_route(&format!("{group}/{version}/{rest}"));
+    // `namespaces/{ns}/{plural}...` addresses namespaced objects, unless the third segment is a
+    // subresource of the Namespace itself (`namespaces/x/status`).
+    if segs.len() >= 3 && segs[0] == "namespaces" {
+        if let Some(rt) = lookup(segs[2]).filter(|rt| rt.namespaced) {
+            if segs.len() > 5 {
+                return Err(not_found());
+            }
+            return Ok(ResourcePath {
+                rt,
+                namespace: Some(segs[1].to_string()),
+                name: segs.get(3).map(|s| s.to_string()),
+                subresource: segs.get(4).map(|s| s.to_string()),
+            });
+        }
+    }
+    let rt = segs.first().and_then(|p| lookup(p)).ok_or_else(not_found)?;
+    if segs.len() > 3 || (rt.namespaced && segs.len() > 1) {
+        return Err(not_found());
+    }
+    Ok(ResourcePath {
+        rt,
+        namespace: None,
+        name: segs.get(1).map(|s| s.to_string()),
+        subresource: segs.get(2).map(|s| s.to_string()),
+    })
+}
+
+/// Query parameters as a map (last value wins, as Go's `Get` returns the first... both rare).
+pub fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    if let Some(q) = query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            map.insert(percent_decode(k), percent_decode(v));
+        }
+    }
+    map
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Read the body with the size limit, as raw bytes.
+pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
+}
+
+/// Decode a JSON or YAML body (by Content-Type) into a JSON value, with a nesting limit.
+pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    if essence.ends_with("yaml") {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
+        return crate::api::yaml::from_str_single(text).map_err(ApiError::bad_request);
+    }
+    if !(essence.ends_with("json") || essence.is_empty() || essence == "*/*") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
+    // serde_json refuses nesting deeper than 128 levels on its own, so hostile depth is an error,
+    // not a stack overflow.
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+/// Whether the client asked for a server-side Table (`kubectl get`).
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| {
+            accept
+                .split(',')
+                .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve() {
+        let p = parse_path("", "v1", "namespaces/default/pods/web/log").expect("pod log");
+        assert_eq!(
+            (
+                p.rt.kind,
+                p.namespace.as_deref(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
+            ("Pod", Some("default"), Some("web"), Some("log"))
+        );
+        let p = parse_path("", "v1", "namespaces/default").expect("namespace");
+        assert_eq!(
+            (p.rt.kind, p.name.as_deref()),
+            ("Namespace", Some("default"))
+        );
+        let p = parse_path("", "v1", "namespaces/x/status").expect("namespace status");
+        assert_eq!(
+            (p.rt.kind, p.subresource.as_deref()),
+            ("Namespace", Some("status"))
+        );
+        let p = parse_path("", "v1", "pods").expect("all pods");
+        assert!(p.namespace.is_none() && p.name.is_none());
+        assert!(
+            parse_path("", "v1", "pods/x").is_err(),
+            "namespaced objects need a namespace"
+        );
+        assert!(parse_path("", "v1", "widgets").is_err());
+        assert!(parse_path("apps", "v1", "namespaces/d/deployments/x/scale").is_ok());
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = query_map(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&x"));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert_eq!(q["watch"], "1");
+        assert_eq!(q["x"], "");
+        assert_eq!(query_map(Some("a=%zz%"))["a"], "%zz%");
+    }
+}

@@ -1,0 +1,153 @@
+//! `wasmkube up`: the whole single-node cluster in one foreground process.
+
+use std::{net::SocketAddr, path::PathBuf, sync::atomic::Ordering, time::Duration};
+
+use anyhow::{Context, anyhow};
+use futures::StreamExt;
+use orchestrator::{
+    api::find_by_kind,
+    cluster,
+    node::{self, AgentConfig},
+};
+use serde_json::json;
+
+/// The demo app, bundled so `up --demo` needs no registry.
+const DEMO_WASM: &[u8] = include_bytes!("../../../sample-apps/fixtures/hello-http.wasm");
+const DEMO_IMAGE: &str = "wasmkube.local/hello-http:demo";
+
+/// Start a single-node cluster: API server, embedded store, scheduler, controllers and a node
+/// agent, in the foreground until Ctrl-C.
+#[derive(clap::Args)]
+pub struct UpCommand {
+    /// Where the store, kubeconfig, tokens, images and logs live.
+    #[arg(long, env = "WASMKUBE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Name of this node (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Also deploy the bundled hello-http sample and print a URL to curl.
+    #[arg(long)]
+    demo: bool,
+}
+
+impl UpCommand {
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(super::config::default_data_dir);
+        let cp = cluster::start(&data_dir, self.listen).await?;
+        let kubeconfig_path = data_dir.join("kubeconfig");
+        cluster::write_private(
+            &kubeconfig_path,
+            cluster::kubeconfig(&cp.url(), &cp.tokens.admin, &cp.ca_pem).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", kubeconfig_path.display()))?;
+        let agent_client =
+            orchestrator::client::Client::new(&cp.url(), &cp.tokens.node, Some(&cp.ca_pem))?;
+        let node_name = self.node_name.unwrap_or_else(cluster::default_node_name);
+        let node_dir = data_dir.join("node");
+        let agent = node::start(
+            agent_client,
+            AgentConfig {
+                node_name: node_name.clone(),
+                data_dir: node_dir,
+                node_ip: self.listen.ip(),
+                port: 0,
+            },
+        )
+        .await
+        .context("starting the node agent")?;
+        cp.ready.store(true, Ordering::Release);
+        println!("wasmkube is up");
+        println!("  API server:  {}", cp.url());
+        println!("  kubeconfig:  {}", kubeconfig_path.display());
+        println!(
+            "  node:        {node_name} (logs served on {})",
+            agent.log_addr
+        );
+        println!(
+            "  join a node: wasmkube agent --server {} --token {} --ca-cert {} --data-dir DIR --node-name NAME",
+            cp.url(),
+            cp.tokens.node,
+            data_dir.join("pki/ca.crt").display()
+        );
+        println!(
+            "Try: export KUBECONFIG={}; kubectl get nodes",
+            kubeconfig_path.display()
+        );
+        if self.demo {
+            match deploy_demo(&cp, &data_dir).await {
+                Ok(url) => println!("demo: hello-http is running; try: curl {url}"),
+                Err(e) => eprintln!("demo: {e:#}"),
+            }
+        }
+        println!("Press Ctrl-C to stop.");
+        super::shutdown_signal().await;
+        eprintln!("stopping: pods first, then the API server");
+        agent.shutdown().await;
+        cp.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Side-load the bundled sample, deploy it, and wait until a pod answers.
+async fn deploy_demo(
+    cp: &cluster::ControlPlane,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let wasm_path = data_dir.join("hello-http-demo.wasm");
+    std::fs::write(&wasm_path, DEMO_WASM)
+        .with_context(|| format!("writing {}", wasm_path.display()))?;
+    let cache = oci_fetch::ImageCache::open(&node::images_dir(&data_dir.join("node")))?;
+    cache.load_wasm_file(&wasm_path, DEMO_IMAGE)?;
+    let client = cp.admin_client()?;
+    let deployments =
+        find_by_kind("apps/v1", "Deployment").ok_or_else(|| anyhow!("deployments not served"))?;
+    let pods = find_by_kind("v1", "Pod").ok_or_else(|| anyhow!("pods not served"))?;
+    let manifest = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "hello-http-demo", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hello-http-demo"}},
+            "template": {"metadata": {"labels": {"app": "hello-http-demo"}}, "spec": {"containers": [{
+                "name": "hello-http", "image": DEMO_IMAGE, "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}],
+                "env": [{"name": "GREETING", "value": "Hello from the wasmkube demo"},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}},
+    });
+    match client.create(deployments, Some("default"), &manifest).await {
+        Ok(_) => {}
+        Err(e) if e.is_conflict() => {}
+        Err(e) => return Err(e.into()),
+    }
+    eprintln!("demo: waiting for a hello-http pod to run...");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (items, rv) = client
+            .list(pods, Some("default"), Some("app=hello-http-demo"), None)
+            .await?;
+        if let Some(pod) = items
+            .iter()
+            .find(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
+        {
+            let url = format!(
+                "http://{}:8080/",
+                pod["status"]["podIP"].as_str().unwrap_or("")
+            );
+            return Ok(url);
+        }
+        if tokio::time::Instant::now() > deadline {
+            let state = items
+                .first()
+                .map(|p| orchestrator::apiserver::tables::pod_status(p))
+                .unwrap_or_else(|| "no pod".into());
+            return Err(anyhow!(
+                "the demo pod is not running after 120s (state: {state}); see `kubectl describe pods -l app=hello-http-demo`"
+            ));
+        }
+        // Wait for the next pod change instead of polling.
+        let mut stream = Box::pin(client.watch(pods, Some("default"), rv, None).await?);
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    }
+}

@@ -1,0 +1,257 @@
+//! The ReplicaSet controller: keeps the number of live pods owned by each ReplicaSet at
+//! `spec.replicas`, and reports counts in its status. Expectations (pods it created or deleted
+//! that the cache has not shown yet) stop it from acting twice on a stale cache.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tracing::{info, instrument, warn};
+
+use super::events::{EventKind, record};
+use crate::{
+    api::{ResourceType, find_by_kind, meta, patch::PatchType},
+    client::{Client, informer},
+};
+
+const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+
+struct Expectation {
+    created: HashSet<String>,
+    deleted: HashSet<String>,
+    since: Instant,
+}
+
+/// Run the controller until the process ends.
+pub async fn run(client: Client) {
+    let (Some(rs_type), Some(pod_type)) = (
+        find_by_kind("apps/v1", "ReplicaSet"),
+        find_by_kind("v1", "Pod"),
+    ) else {
+        return;
+    };
+    let changed = Arc::new(Notify::new());
+    let replicasets = informer::spawn(client.clone(), rs_type, None, changed.clone());
+    let pods = informer::spawn(client.clone(), pod_type, None, changed.clone());
+    replicasets.wait_synced().await;
+    pods.wait_synced().await;
+    let mut expectations: HashMap<String, Expectation> = HashMap::new();
+    loop {
+        let all_pods = pods.list();
+        for rs in replicasets.list() {
+            reconcile(
+                &client,
+                rs_type,
+                pod_type,
+                &rs,
+                &all_pods,
+                &mut expectations,
+            )
+            .await;
+        }
+        crate::controllers::wait_for_change(&changed).await;
+    }
+}
+
+/// Pods that count toward a ReplicaSet: owned by it, not being deleted, not finished.
+pub fn owned_pods<'a>(owner_uid: &str, pods: &'a [Value]) -> Vec<&'a Value> {
+    pods.iter()
+        .filter(|p| meta::controller_ref(p).is_some_and(|r| r["uid"] == owner_uid))
+        .filter(|p| {
+            !meta::is_terminating(p)
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        })
+        .collect()
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn satisfied(exp: &Expectation, pods: &[Value], ns: &str) -> bool {
+    let present: HashSet<String> = pods
+        .iter()
+        .filter(|p| meta::namespace(p) == ns && !meta::is_terminating(p))
+        .map(|p| meta::name(p).to_string())
+        .collect();
+    exp.since.elapsed() > EXPECTATION_TTL
+        || (exp.created.iter().all(|c| present.contains(c))
+            && exp.deleted.iter().all(|d| !present.contains(d)))
+}
+
+#[instrument(skip_all, fields(replicaset = %meta::key_of(rs)))]
+async fn reconcile(
+    client: &Client,
+    rs_type: &ResourceType,
+    pod_type: &ResourceType,
+    rs: &Value,
+    pods: &[Value],
+    expectations: &mut HashMap<String, Expectation>,
+) {
+    let uid = meta::uid(rs).to_string();
+    let ns = meta::namespace(rs).to_string();
+    if let Some(exp) = expectations.get(&uid) {
+        if !satisfied(exp, pods, &ns) {
+            return;
+        }
+        expectations.remove(&uid);
+    }
+    let owned = owned_pods(&uid, pods);
+    let desired = if meta::is_terminating(rs) {
+        0
+    } else {
+        rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize
+    };
+    let mut exp = Expectation {
+        created: HashSet::new(),
+        deleted: HashSet::new(),
+        since: Instant::now(),
+    };
+    if owned.len() < desired {
+        for _ in owned.len()..desired {
+            match client
+                .create(pod_type, Some(&ns), &pod_from_template(rs))
+                .await
+            {
+                Ok(pod) => {
+                    info!(pod = meta::name(&pod), "created pod");
+                    record(
+                        client,
+                        rs,
+                        EventKind::Normal,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", meta::name(&pod)),
+                        "replicaset-controller",
+                    )
+                    .await;
+                    exp.created.insert(meta::name(&pod).to_string());
+                }
+                Err(e) => {
+                    warn!(error = %e, "creating pod failed");
+                    record(
+                        client,
+                        rs,
+                        EventKind::Warning,
+                        "FailedCreate",
+                        &format!("Error creating: {e}"),
+                        "replicaset-controller",
+                    )
+                    .await;
+                    break;
+                }
+            }
+        }
+    } else if owned.len() > desired {
+        let mut victims = owned.clone();
+        // Delete the least useful first: unscheduled, then not ready, then the newest.
+        victims.sort_by_key(|p| {
+            let scheduled = p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty());
+            let created = p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            (scheduled, is_ready(p), std::cmp::Reverse(created))
+        });
+        for pod in victims.into_iter().take(owned.len() - desired) {
+            match client
+                .delete(pod_type, Some(&ns), meta::name(pod), None)
+                .await
+            {
+                Ok(_) => {
+                    record(
+                        client,
+                        rs,
+                        EventKind::Normal,
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {}", meta::name(pod)),
+                        "replicaset-controller",
+                    )
+                    .await;
+                    exp.deleted.insert(meta::name(pod).to_string());
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => warn!(error = %e, pod = meta::name(pod), "deleting pod failed"),
+            }
+        }
+    }
+    if !exp.created.is_empty() || !exp.deleted.is_empty() {
+        expectations.insert(uid, exp);
+    }
+    update_status(client, rs_type, rs, &owned).await;
+}
+
+fn pod_from_template(rs: &Value) -> Value {
+    let template = &rs["spec"]["template"];
+    let mut metadata = template["metadata"].clone();
+    if !metadata.is_object() {
+        metadata = json!({});
+    }
+    metadata["generateName"] = json!(format!("{}-", meta::name(rs)));
+    metadata["namespace"] = json!(meta::namespace(rs));
+    metadata["ownerReferences"] = json!([meta::owner_reference(rs)]);
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("name");
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+}
+
+async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owned: &[&Value]) {
+    let ready = owned.iter().filter(|p| is_ready(p)).count();
+    let selector = rs["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let labeled = owned
+        .iter()
+        .filter(|p| {
+            selector
+                .iter()
+                .all(|(k, v)| p["metadata"]["labels"][k] == *v)
+        })
+        .count();
+    let status = json!({
+        "replicas": owned.len(),
+        "fullyLabeledReplicas": labeled,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "observedGeneration": rs["metadata"]["generation"],
+    });
+    let current = &rs["status"];
+    let unchanged = [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ]
+    .iter()
+    .all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0));
+    if unchanged {
+        return;
+    }
+    if let Err(e) = client
+        .patch(
+            rs_type,
+            Some(meta::namespace(rs)),
+            meta::name(rs),
+            Some("status"),
+            PatchType::Merge,
+            &json!({"status": status}),
+        )
+        .await
+    {
+        if !e.is_not_found() {
+            warn!(error = %e, "updating replicaset status failed");
+        }
+    }
+}

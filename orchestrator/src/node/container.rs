@@ -1,0 +1,409 @@
+//! One container's life on the node: pull its image, compile it, resolve its environment,
+//! start it in the Wasm sandbox, wait for it, and restart it under the pod's restartPolicy
+//! with back-off. Every step reports its state (and an Event) so `kubectl get/describe` say
+//! what is happening and why.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument, warn};
+
+use super::{
+    NodeContext,
+    backoff::Backoff,
+    env,
+    status::{ContainerState, State},
+};
+use crate::{
+    api::meta,
+    controllers::events::{EventKind, record},
+};
+
+/// What one container task needs.
+pub struct ContainerTask {
+    pub ctx: NodeContext,
+    pub pod: Value,
+    pub spec: Value,
+    pub pod_ip: Ipv4Addr,
+    pub shared: Arc<Mutex<ContainerState>>,
+    pub dirty: Arc<Notify>,
+    pub stop: CancellationToken,
+}
+
+/// Why a step before running failed: the waiting reason and message to report.
+struct StartFailure {
+    reason: &'static str,
+    message: String,
+}
+
+impl ContainerTask {
+    fn name(&self) -> &str {
+        self.spec["name"].as_str().unwrap_or("")
+    }
+
+    fn image(&self) -> &str {
+        self.spec["image"].as_str().unwrap_or("")
+    }
+
+    fn set(&self, f: impl FnOnce(&mut ContainerState)) {
+        {
+            let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut s);
+        }
+        self.dirty.notify_one();
+    }
+
+    async fn event(&self, kind: EventKind, reason: &str, message: &str) {
+        let mut involved = self.pod.clone();
+        involved["apiVersion"] = "v1".into();
+        involved["kind"] = "Pod".into();
+        record(
+            &self.ctx.client,
+            &involved,
+            kind,
+            reason,
+            message,
+            "wasmkube-agent",
+        )
+        .await;
+    }
+
+    /// Sleep for a back-off, or return false if stopped meanwhile.
+    async fn wait(&self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
+    /// Run until the container is done under its restart policy, or stopped.
+    #[instrument(skip_all, fields(pod = %meta::key_of(&self.pod), container = self.name()))]
+    pub async fn run(self, grace: Arc<Mutex<Duration>>) {
+        let policy = self.pod["spec"]["restartPolicy"]
+            .as_str()
+            .unwrap_or("Always")
+            .to_string();
+        let mut pull_backoff = Backoff::default();
+        let mut crash_backoff = Backoff::default();
+        let mut prepared: Option<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent)> = None;
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let (image, component) = match prepared.clone() {
+                Some(p) => p,
+                None => match self.prepare().await {
+                    Ok(p) => {
+                        pull_backoff.reset();
+                        prepared = Some(p.clone());
+                        p
+                    }
+                    Err(f) => {
+                        let pull_failure =
+                            f.reason == "ErrImagePull" || f.reason == "ErrImageNeverPull";
+                        self.set(|s| {
+                            s.state = State::Waiting {
+                                reason: f.reason.into(),
+                                message: Some(f.message.clone()),
+                            }
+                        });
+                        self.event(EventKind::Warning, "Failed", &f.message).await;
+                        let delay = pull_backoff.next_delay();
+                        if pull_failure {
+                            let message = format!("Back-off pulling image \"{}\"", self.image());
+                            self.set(|s| {
+                                s.state = State::Waiting {
+                                    reason: "ImagePullBackOff".into(),
+                                    message: Some(message.clone()),
+                                }
+                            });
+                            self.event(EventKind::Normal, "BackOff", &message).await;
+                        }
+                        if !self.wait(delay).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let restart = self.shared.lock().map(|s| s.restart_count).unwrap_or(0);
+            let ended = self.run_once(&image, &component, restart, &grace).await;
+            let Some((exit, ran_for)) = ended else { return };
+            let again = match policy.as_str() {
+                "Never" => false,
+                "OnFailure" => exit != 0,
+                _ => true,
+            };
+            if !again {
+                self.set(|s| s.done = true);
+                return;
+            }
+            crash_backoff.ran_for(ran_for);
+            let delay = crash_backoff.next_delay();
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}",
+                delay.as_secs(),
+                self.name(),
+                meta::name(&self.pod)
+            );
+            self.set(|s| {
+                s.last_state = Some(s.state.clone());
+                s.state = State::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(message.clone()),
+                };
+            });
+            self.event(
+                EventKind::Warning,
+                "BackOff",
+                &format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    self.name(),
+                    meta::name(&self.pod)
+                ),
+            )
+            .await;
+            if !self.wait(delay).await {
+                return;
+            }
+            self.set(|s| s.restart_count += 1);
+        }
+    }
+
+    /// Pull and compile the image.
+    async fn prepare(
+        &self,
+    ) -> Result<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent), StartFailure> {
+        let image = self.pull().await?;
+        self.set(|s| s.image_id = image_id(&image));
+        let oci_fetch::Artifact::Wasm { path, digest, .. } = &image.artifact else {
+            return Err(StartFailure {
+                reason: "CreateContainerError",
+                message: format!(
+                    "image \"{}\" is a Linux container image; this node runs Wasm images only so far (Linux images through runc come with a later release)",
+                    self.image()
+                ),
+            });
+        };
+        let component = self
+            .ctx
+            .engine
+            .load_component(path, digest)
+            .await
+            .map_err(|e| StartFailure {
+                reason: "CreateContainerError",
+                message: format!(
+                    "image \"{}\" cannot run as a Wasm component: {e}",
+                    self.image()
+                ),
+            })?;
+        Ok((image, component))
+    }
+
+    async fn pull(&self) -> Result<oci_fetch::PulledImage, StartFailure> {
+        let image = self.image().to_string();
+        let policy = self.spec["imagePullPolicy"]
+            .as_str()
+            .unwrap_or("IfNotPresent");
+        let cached = self.ctx.images.lookup(&image).map_err(|e| StartFailure {
+            reason: "ErrImagePull",
+            message: format!("reading the image cache: {e}"),
+        })?;
+        match (policy, cached) {
+            ("Never", Some(img)) | ("IfNotPresent", Some(img)) => {
+                self.event(
+                    EventKind::Normal,
+                    "Pulled",
+                    &format!("Container image \"{image}\" already present on machine"),
+                )
+                .await;
+                return Ok(img);
+            }
+            ("Never", None) => {
+                return Err(StartFailure {
+                    reason: "ErrImageNeverPull",
+                    message: format!(
+                        "Container image \"{image}\" is not present with pull policy of Never"
+                    ),
+                });
+            }
+            _ => {}
+        }
+        self.event(
+            EventKind::Normal,
+            "Pulling",
+            &format!("Pulling image \"{image}\""),
+        )
+        .await;
+        let started = Instant::now();
+        let name = image.clone();
+        let progress = move |p: oci_fetch::PullProgress| {
+            tracing::debug!(image = %name, layer = %p.layer_digest, done = p.done_bytes, total = ?p.total_bytes, "pulling");
+        };
+        match self.ctx.puller.pull(&image, &progress).await {
+            Ok(img) => {
+                self.event(
+                    EventKind::Normal,
+                    "Pulled",
+                    &format!(
+                        "Successfully pulled image \"{image}\" in {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                )
+                .await;
+                Ok(img)
+            }
+            Err(e) => Err(StartFailure {
+                reason: "ErrImagePull",
+                message: format!("Failed to pull image \"{image}\": {e}"),
+            }),
+        }
+    }
+
+    /// Start one run; wait for it to end (Some(exit code, how long it ran)) or be stopped (None).
+    async fn run_once(
+        &self,
+        image: &oci_fetch::PulledImage,
+        component: &wasm_runtime::LoadedComponent,
+        restart: u32,
+        grace: &Mutex<Duration>,
+    ) -> Option<(i32, Duration)> {
+        let ns = meta::namespace(&self.pod);
+        let pod_name = meta::name(&self.pod);
+        let node_ip = self.ctx.node_ip.to_string();
+        let env = match env::resolve(
+            &self.ctx.client,
+            &self.pod,
+            &self.spec,
+            &self.pod_ip.to_string(),
+            &node_ip,
+        )
+        .await
+        {
+            Ok(env) => env,
+            Err(message) => {
+                self.set(|s| {
+                    s.state = State::Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message: Some(message.clone()),
+                    }
+                });
+                self.event(EventKind::Warning, "Failed", &format!("Error: {message}"))
+                    .await;
+                self.wait(Duration::from_secs(10)).await;
+                return if self.stop.is_cancelled() {
+                    None
+                } else {
+                    Some((1, Duration::ZERO))
+                };
+            }
+        };
+        let log_path =
+            self.ctx
+                .logs
+                .path_for(ns, pod_name, meta::uid(&self.pod), self.name(), restart);
+        if let Some(dir) = log_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let port = self.spec["ports"][0]["containerPort"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(8080);
+        let args: Vec<String> = ["command", "args"]
+            .iter()
+            .flat_map(|k| self.spec[*k].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        let spec = wasm_runtime::ContainerSpec {
+            name: self.name().to_string(),
+            args,
+            env,
+            http_listen: (component.world() == wasm_runtime::World::HttpProxy)
+                .then_some(SocketAddr::from((self.pod_ip, port))),
+            log_path: log_path.clone(),
+        };
+        let started_at = meta::now();
+        let started = Instant::now();
+        self.ctx.logs.set_active(&log_path, true);
+        let mut running = match wasm_runtime::start(&self.ctx.engine, component, spec).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.ctx.logs.set_active(&log_path, false);
+                let message = format!("the container failed to start: {e}");
+                warn!(%message);
+                self.set(|s| {
+                    s.state = State::Terminated {
+                        exit_code: 128,
+                        reason: "StartError".into(),
+                        message: Some(message.clone()),
+                        started_at: started_at.clone(),
+                        finished_at: meta::now(),
+                    };
+                });
+                self.event(EventKind::Warning, "Failed", &message).await;
+                return Some((128, started.elapsed()));
+            }
+        };
+        let id = format!(
+            "wasm://{}",
+            image
+                .image_id
+                .trim_start_matches("sha256:")
+                .get(..12)
+                .unwrap_or("")
+        );
+        self.set(|s| {
+            s.state = State::Running {
+                started_at: started_at.clone(),
+            };
+            s.container_id = Some(id);
+        });
+        info!(world = ?component.world(), "container started");
+        self.event(
+            EventKind::Normal,
+            "Started",
+            &format!("Started container {}", self.name()),
+        )
+        .await;
+        let (exit, stopped) = tokio::select! {
+            exit = running.wait() => (exit, false),
+            _ = self.stop.cancelled() => {
+                // Read the grace period now: a delete may have shortened it.
+                let grace = *grace.lock().unwrap_or_else(|p| p.into_inner());
+                (running.stop(grace).await, true)
+            }
+        };
+        self.ctx.logs.set_active(&log_path, false);
+        info!(code = exit.code, reason = %exit.reason, "container ended");
+        self.set(|s| {
+            s.state = State::Terminated {
+                exit_code: exit.code,
+                reason: exit.reason.clone(),
+                message: exit.message.clone(),
+                started_at: started_at.clone(),
+                finished_at: meta::now(),
+            };
+        });
+        if stopped {
+            return None;
+        }
+        Some((exit.code, started.elapsed()))
+    }
+}
+
+/// Kubernetes' imageID: `repository@sha256:...`.
+fn image_id(image: &oci_fetch::PulledImage) -> String {
+    let repo = image
+        .reference
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .map_or(image.reference.as_str(), |(r, _)| r);
+    let repo = repo.split('@').next().unwrap_or(repo);
+    format!("{repo}@{}", image.image_id)
+}

@@ -1,0 +1,216 @@
+//! The node agent (our kubelet): registers its Node, runs the pods bound to it, reports their
+//! status and serves their logs. It is a client of the API and nothing else, so `wasmkube agent`
+//! on another machine and the agent inside `wasmkube up` are the same code.
+
+mod backoff;
+mod container;
+mod env;
+mod ipam;
+pub mod logs;
+mod registration;
+mod status;
+mod worker;
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    api::{find_by_kind, meta},
+    client::{Client, informer},
+};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Local setup failed (directories, caches, engine, listener).
+    #[error("{0}")]
+    Setup(String),
+    /// The API server refused or could not be reached.
+    #[error("API: {0}")]
+    Api(#[from] crate::api::ApiError),
+}
+
+/// How to run an agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The Node name to register.
+    pub node_name: String,
+    /// Where images, compiled code, logs and pod state live.
+    pub data_dir: PathBuf,
+    /// The address this node is reachable at (its InternalIP); logs are served there.
+    pub node_ip: IpAddr,
+    /// Port of the log server (0: pick a free one).
+    pub port: u16,
+}
+
+/// What every pod worker shares.
+#[derive(Clone)]
+pub(crate) struct NodeContext {
+    pub client: Client,
+    pub node_name: String,
+    pub node_ip: IpAddr,
+    pub engine: wasm_runtime::WasmEngine,
+    pub puller: Arc<oci_fetch::Puller>,
+    pub images: oci_fetch::ImageCache,
+    pub logs: logs::LogRegistry,
+    pub ips: ipam::PodIps,
+}
+
+/// A running agent; dropping the handle does not stop it, `shutdown` does.
+pub struct AgentHandle {
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+    /// Where the log server listens.
+    pub log_addr: SocketAddr,
+}
+
+impl AgentHandle {
+    /// Stop every pod (with their grace periods, capped) and the agent.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Directory layout of an agent's data dir.
+pub fn images_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("images")
+}
+
+/// Start the agent: local setup, log server, Node registration, then the pod dispatcher.
+pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, AgentError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| AgentError::Setup(format!("{what}: {e}"));
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| setup(&format!("creating {}", config.data_dir.display()), &e))?;
+    let images = oci_fetch::ImageCache::open(&images_dir(&config.data_dir))
+        .map_err(|e| setup("opening the image cache", &e))?;
+    let engine = wasm_runtime::WasmEngine::new(wasm_runtime::EngineConfig {
+        cache_dir: config.data_dir.join("compiled"),
+    })
+    .map_err(|e| setup("starting the Wasm engine", &e))?;
+    let log_registry = logs::LogRegistry::new(config.data_dir.join("logs"));
+    let listener = tokio::net::TcpListener::bind((config.node_ip, config.port))
+        .await
+        .map_err(|e| {
+            setup(
+                &format!(
+                    "binding the log server on {}:{}",
+                    config.node_ip, config.port
+                ),
+                &e,
+            )
+        })?;
+    let log_addr = listener
+        .local_addr()
+        .map_err(|e| setup("log server address", &e))?;
+    let stop = CancellationToken::new();
+    tokio::spawn(logs::serve(
+        listener,
+        log_registry.clone(),
+        client.token().to_string(),
+        stop.clone(),
+    ));
+
+    registration::register(&client, &config, log_addr.port()).await?;
+    let pod_cidr = registration::wait_for_pod_cidr(&client, &config.node_name).await?;
+    info!(node = %config.node_name, %log_addr, %pod_cidr, "node registered");
+    let ctx = NodeContext {
+        client: client.clone(),
+        node_name: config.node_name.clone(),
+        node_ip: config.node_ip,
+        engine,
+        puller: Arc::new(oci_fetch::Puller::new(images.clone())),
+        images,
+        logs: log_registry,
+        ips: ipam::PodIps::new(&pod_cidr).map_err(|e| {
+            AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name))
+        })?,
+    };
+    tokio::spawn(registration::heartbeat(
+        client.clone(),
+        config.clone(),
+        log_addr.port(),
+        stop.clone(),
+    ));
+    let done = tokio::spawn(dispatch(ctx, stop.clone()));
+    Ok(AgentHandle {
+        stop,
+        done,
+        log_addr,
+    })
+}
+
+/// Keep one worker per pod bound to this node; tell workers about changes and removals.
+async fn dispatch(ctx: NodeContext, stop: CancellationToken) {
+    let Some(pod_type) = find_by_kind("v1", "Pod") else {
+        return;
+    };
+    let changed = Arc::new(Notify::new());
+    let pods = informer::spawn(
+        ctx.client.clone(),
+        pod_type,
+        Some(format!("spec.nodeName={}", ctx.node_name)),
+        changed.clone(),
+    );
+    pods.wait_synced().await;
+    let mut workers: HashMap<String, (watch::Sender<Option<Value>>, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
+    loop {
+        let current: HashMap<String, Value> = pods
+            .list()
+            .into_iter()
+            .map(|p| (meta::uid(&p).to_string(), p))
+            .collect();
+        for (uid, pod) in &current {
+            match workers.get(uid) {
+                Some((tx, _)) => {
+                    tx.send_if_modified(|old| {
+                        let differs = old
+                            .as_ref()
+                            .map(|o| {
+                                o["metadata"]["resourceVersion"]
+                                    != pod["metadata"]["resourceVersion"]
+                            })
+                            .unwrap_or(true);
+                        if differs {
+                            *old = Some(pod.clone());
+                        }
+                        differs
+                    });
+                }
+                None => {
+                    let (tx, rx) = watch::channel(Some(pod.clone()));
+                    let handle = tokio::spawn(worker::run(ctx.clone(), rx, stop.child_token()));
+                    workers.insert(uid.clone(), (tx, handle));
+                }
+            }
+        }
+        workers.retain(|uid, (tx, handle)| {
+            if !current.contains_key(uid) {
+                // The pod object is gone: the worker stops its containers and exits.
+                let _ = tx.send(None);
+            }
+            !handle.is_finished()
+        });
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    info!(pods = workers.len(), "agent stopping: stopping pods");
+    for (_, (_, handle)) in workers {
+        if let Err(e) = handle.await {
+            warn!(error = %e, "pod worker panicked");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Rebuilds the committed guest fixtures (fixtures/*.wasm) from source.
+#
+#   ./build.sh           build both apps for wasm32-wasip2 and copy them into fixtures/
+#   ./build.sh --check   rebuild into a temporary target dir and fail if a committed fixture differs
+#
+# The release profile (opt-level "s", lto, strip, codegen-units 1) gives byte-identical output
+# for the same toolchain and Cargo.lock, so --check compares bytes exactly. A different rustc
+# can legitimately produce different bytes: rebuild and commit the fixtures in that case.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+target=wasm32-wasip2
+# cargo names the artifact after the crate: hello-http is a cdylib, so its file uses `_`.
+declare -A artifacts=([hello-http]=hello_http.wasm [hello-cli]=hello-cli.wasm)
+
+check=0
+case "${1:-}" in
+  --check) check=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
+  echo "build.sh: the $target target is not installed (rustup target add $target); fixtures left as they are" >&2
+  exit 0
+fi
+
+if [[ $check == 1 ]]; then
+  target_dir="$(mktemp -d)"
+  trap 'rm -rf "$target_dir"' EXIT
+  # A check must build exactly what Cargo.lock says.
+  locked=(--locked)
+else
+  target_dir="$here/target"
+  locked=()
+fi
+
+cargo build --release "${locked[@]}" --target "$target" --target-dir "$target_dir"
+
+mkdir -p fixtures
+status=0
+for app in hello-http hello-cli; do
+  built="$target_dir/$target/release/${artifacts[$app]}"
+  fixture="fixtures/$app.wasm"
+  if [[ $check == 1 ]]; then
+    if cmp -s "$built" "$fixture"; then
+      echo "ok       $fixture"
+    else
+      echo "DIFFERS  $fixture (run sample-apps/build.sh and commit the result)" >&2
+      status=1
+    fi
+  else
+    cp "$built" "$fixture"
+    echo "wrote    $fixture ($(wc -c <"$fixture") bytes)"
+  fi
+done
+exit $status

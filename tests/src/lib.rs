@@ -1,0 +1,11 @@
+//! End-to-end test support: real servers and real artifacts, started by the tests themselves.
+//!
+//! - [`registry::TestRegistry`]: the CNCF distribution registry on 127.0.0.1.
+//! - [`wasi_image`]: OCI image layouts (wasi/wasm and linux images) pushed with skopeo.
+//!
+//! Missing tools are installed by `scripts/install-test-deps.sh`.
+
+pub mod registry;
+pub mod wasi_image;
+
+pub use registry::TestRegistry;

@@ -1,0 +1,238 @@
+//! Starting one container and the handle that waits for or stops it.
+//!
+//! `start` does everything that can fail before the container is "running": it opens the log,
+//! instantiates the component once (so a link error or a trap in a start function is a start
+//! error, not a surprise at the first request), and for HTTP binds the port. After that,
+//! failures are reported as an [`ExitStatus`] from [`RunningContainer::wait`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::component::{LoadedComponent, Pre, World};
+use crate::engine::WasmEngine;
+use crate::host::GuestConfig;
+use crate::logs::CriLogWriter;
+use crate::{RuntimeError, command, http};
+
+/// What to run and how: the parts of a Kubernetes container spec the runtime needs.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// Container name; the guest's `argv[0]`.
+    pub name: String,
+    /// `argv[1..]`.
+    pub args: Vec<String>,
+    /// The guest's whole environment (nothing is inherited from the host).
+    pub env: Vec<(String, String)>,
+    /// Where to serve HTTP; required for [`World::HttpProxy`], ignored for commands.
+    pub http_listen: Option<SocketAddr>,
+    /// The CRI-format log file, appended to (created with its directories if missing).
+    pub log_path: PathBuf,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code: the guest's own, 1 for a trap, 137 for a command stopped by `stop()`,
+    /// 0 for an HTTP server stopped by `stop()`.
+    pub code: i32,
+    /// `"Completed"`, `"Error"` or `"Stopped"`, as in a Kubernetes container's terminated state.
+    pub reason: String,
+    /// Details, e.g. the trap message.
+    pub message: Option<String>,
+}
+
+/// Exit code of a command cut off by `stop()`: what a container killed by SIGKILL reports.
+pub const STOPPED_COMMAND_EXIT_CODE: i32 = 137;
+
+impl ExitStatus {
+    pub(crate) fn exited(code: i32) -> Self {
+        Self {
+            code,
+            reason: if code == 0 { "Completed" } else { "Error" }.to_string(),
+            message: None,
+        }
+    }
+
+    pub(crate) fn error(code: i32, message: String) -> Self {
+        Self {
+            code,
+            reason: "Error".to_string(),
+            message: Some(message),
+        }
+    }
+
+    pub(crate) fn stopped(code: i32, message: Option<String>) -> Self {
+        Self {
+            code,
+            reason: "Stopped".to_string(),
+            message,
+        }
+    }
+
+    /// True for a normal, successful end (`Completed` with code 0).
+    pub fn success(&self) -> bool {
+        self.code == 0 && self.reason == "Completed"
+    }
+}
+
+/// A running container. Dropping it without `stop()` kills the container (it never outlives
+/// its handle, so no sandbox is ever orphaned).
+pub struct RunningContainer {
+    world: World,
+    http_addr: Option<SocketAddr>,
+    stop_tx: Option<oneshot::Sender<Duration>>,
+    task: JoinHandle<ExitStatus>,
+    status: Option<ExitStatus>,
+    interrupt: Arc<AtomicBool>,
+    requests: Option<Arc<http::GuestTasks>>,
+}
+
+impl RunningContainer {
+    fn new(
+        world: World,
+        stop_tx: oneshot::Sender<Duration>,
+        task: JoinHandle<ExitStatus>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            world,
+            http_addr: None,
+            stop_tx: Some(stop_tx),
+            task,
+            status: None,
+            interrupt,
+            requests: None,
+        }
+    }
+
+    /// The world of the running component.
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    /// The address the HTTP server is bound to (the real port when `http_listen` used port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// HTTP requests whose guest instance is still running (always 0 for a command). A gauge
+    /// for stats and scale-to-zero decisions.
+    pub fn in_flight_requests(&self) -> usize {
+        self.requests.as_ref().map_or(0, |r| r.in_flight())
+    }
+
+    /// Resolves when the container ends. Cancel-safe; may be called again after it returned.
+    pub async fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = &self.status {
+            return status.clone();
+        }
+        let status = match (&mut self.task).await {
+            Ok(status) => status,
+            Err(e) if e.is_panic() => {
+                tracing::error!(error = %e, "container task panicked");
+                ExitStatus::error(
+                    1,
+                    format!("the runtime task running this container panicked: {e}"),
+                )
+            }
+            Err(_) => ExitStatus::stopped(STOPPED_COMMAND_EXIT_CODE, Some("cancelled".into())),
+        };
+        self.status = Some(status.clone());
+        status
+    }
+
+    /// Asks the container to stop and returns once it has. An HTTP server stops accepting,
+    /// lets in-flight requests finish for up to `grace`, then cuts the rest off. A command has
+    /// no way to be asked (WASI has no signals), so it is interrupted at once. A container that
+    /// already ended keeps its own status.
+    pub async fn stop(&mut self, grace: Duration) -> ExitStatus {
+        if let Some(stop_tx) = self.stop_tx.take() {
+            // An error means the task already ended; `wait` then returns its real status.
+            let _ = stop_tx.send(grace);
+        }
+        self.wait().await
+    }
+}
+
+impl Drop for RunningContainer {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            self.interrupt.store(true, Ordering::Relaxed);
+            self.task.abort();
+        }
+    }
+}
+
+/// Starts `component` as the container described by `spec`.
+pub async fn start(
+    engine: &WasmEngine,
+    component: &LoadedComponent,
+    spec: ContainerSpec,
+) -> Result<RunningContainer, RuntimeError> {
+    let log = CriLogWriter::open(&spec.log_path)?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let mut argv = Vec::with_capacity(spec.args.len() + 1);
+    argv.push(spec.name.clone());
+    argv.extend(spec.args);
+    let guest = GuestConfig {
+        argv,
+        env: spec.env,
+        log,
+        interrupt: interrupt.clone(),
+    };
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let span = tracing::info_span!("container", name = %spec.name, digest = component.digest());
+    match component.pre() {
+        Pre::Command(pre) => {
+            let task = command::start(engine.engine(), pre, guest, stop_rx, span).await?;
+            Ok(RunningContainer::new(
+                World::Command,
+                stop_tx,
+                task,
+                interrupt,
+            ))
+        }
+        Pre::Http(pre) => {
+            let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress {
+                container: spec.name,
+            })?;
+            let started = http::start(engine.engine(), pre, guest, addr, stop_rx, span).await?;
+            let mut running =
+                RunningContainer::new(World::HttpProxy, stop_tx, started.task, interrupt);
+            running.http_addr = Some(started.bound);
+            running.requests = Some(started.requests);
+            Ok(running)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node agent keeps these in spawned tasks: they must be `Send` (and the shared ones
+    /// `Sync`), and so must the futures of the async API.
+    #[test]
+    fn handles_and_futures_can_cross_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>(_: &T) {}
+        send_sync::<WasmEngine>();
+        send_sync::<LoadedComponent>();
+        send_sync::<ExitStatus>();
+        let _ = |engine: WasmEngine,
+                 component: LoadedComponent,
+                 spec: ContainerSpec,
+                 mut running: RunningContainer| {
+            send(&running);
+            send(&engine.load_component("x".as_ref(), "x"));
+            send(&start(&engine, &component, spec));
+            send(&running.stop(Duration::ZERO));
+        };
+    }
+}

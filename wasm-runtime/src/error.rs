@@ -1,0 +1,122 @@
+//! The crate's error type: everything that can go wrong before a container is running.
+//!
+//! Once a container runs, its failures are not errors but an [`ExitStatus`](crate::ExitStatus)
+//! (a trap is how a guest program fails, not a fault of the runtime).
+//!
+//! `wasmtime::Error` is not a `std::error::Error` in wasmtime 48, so wasmtime failures are kept
+//! as their rendered text (`{:#}`: the message plus its chain of causes on one line).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the runtime could not load or start a container.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// A file or directory the runtime needs could not be read, written or created.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What the runtime was doing, e.g. "reading Wasm file".
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file does not start with the Wasm magic bytes.
+    #[error(
+        "{path} is not a WebAssembly binary (no \\0asm header); the image's Wasm layer must hold a compiled .wasm component"
+    )]
+    NotWasm {
+        /// The file that was checked.
+        path: PathBuf,
+    },
+
+    /// The file is Wasm, but not a kind this runtime can run (e.g. a core module).
+    #[error("{path}: {reason}")]
+    UnsupportedModule {
+        /// The file that was checked.
+        path: PathBuf,
+        /// What kind it is and what to do instead.
+        reason: String,
+    },
+
+    /// The component exports neither `wasi:http/incoming-handler` nor `wasi:cli/run`.
+    #[error(
+        "component exports neither wasi:http/incoming-handler (wasi:http/proxy world) nor wasi:cli/run (wasi:cli/command world); its exports are: [{}]",
+        exports.join(", ")
+    )]
+    UnknownWorld {
+        /// The names the component does export.
+        exports: Vec<String>,
+    },
+
+    /// wasmtime could not create the engine with any allocator configuration.
+    #[error("creating the wasmtime engine failed: {0}")]
+    Engine(String),
+
+    /// Cranelift compilation of the component failed (usually an invalid component).
+    #[error("compiling component {digest} failed: {message}")]
+    Compile {
+        /// sha256 of the Wasm bytes.
+        digest: String,
+        /// wasmtime's message.
+        message: String,
+    },
+
+    /// The component's imports cannot be satisfied by the WASI interfaces this runtime provides.
+    #[error(
+        "component {digest} cannot be linked: {message} (wasmkube provides WASI 0.2 cli, clocks, random, filesystem, sockets, io and http)"
+    )]
+    Link {
+        /// sha256 of the Wasm bytes.
+        digest: String,
+        /// wasmtime's message, naming the missing or mistyped import.
+        message: String,
+    },
+
+    /// Instantiating the component (running its start functions) failed or trapped.
+    #[error("instantiating the component failed: {0}")]
+    Instantiate(String),
+
+    /// An HTTP component was started without a listen address.
+    #[error(
+        "container {container:?} is a wasi:http/proxy component and needs an HTTP listen address (declare a containerPort)"
+    )]
+    MissingListenAddress {
+        /// The container name.
+        container: String,
+    },
+
+    /// The HTTP listen address could not be bound (e.g. the port is in use).
+    #[error("binding HTTP listener on {addr} failed: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// An internal task ended unexpectedly (a bug in the runtime, reported instead of panicking).
+    #[error("internal runtime error: {0}")]
+    Internal(String),
+}
+
+impl RuntimeError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        RuntimeError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Renders a `wasmtime::Error` with its causes on one line.
+pub(crate) fn wasmtime_message(e: &wasmtime::Error) -> String {
+    format!("{e:#}")
+}

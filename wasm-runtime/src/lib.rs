@@ -1,0 +1,50 @@
+//! wasm-runtime runs one container's WebAssembly component in a shared wasmtime engine.
+//!
+//! The node agent creates one [`WasmEngine`] per node, loads each image's component with
+//! [`WasmEngine::load_component`] (compiled once, then served from an on-disk cache), and
+//! [`start`]s containers from it. Two WASI 0.2 worlds are supported, detected from the
+//! component's exports:
+//!
+//! - `wasi:http/proxy` ([`World::HttpProxy`]): served over HTTP/1.1 on the container's port,
+//!   one fresh instance per request;
+//! - `wasi:cli/command` ([`World::Command`]): run once; its exit code is the container's.
+//!
+//! Guests get exactly the pod's argv and environment, no files and no network. Their stdout and
+//! stderr are written to a log file in the Kubernetes CRI log format (see [`logs`]).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), wasm_runtime::RuntimeError> {
+//! use wasm_runtime::{ContainerSpec, EngineConfig, WasmEngine};
+//! let engine = WasmEngine::new(EngineConfig { cache_dir: "/var/lib/wasmkube/compiled".into() })?;
+//! let component = engine.load_component("app.wasm".as_ref(), "sha256:...").await?;
+//! let spec = ContainerSpec {
+//!     name: "app".into(),
+//!     args: vec![],
+//!     env: vec![("GREETING".into(), "hi".into())],
+//!     http_listen: Some("127.0.0.1:8080".parse().expect("valid address")),
+//!     log_path: "/var/log/pods/default_app_uid/app/0.log".into(),
+//! };
+//! let mut running = wasm_runtime::start(&engine, &component, spec).await?;
+//! let status = running.stop(std::time::Duration::from_secs(30)).await;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod command;
+mod compile_cache;
+mod component;
+mod container;
+mod engine;
+mod error;
+mod host;
+mod http;
+pub mod logs;
+
+pub use compile_cache::CompileOutcome;
+pub use component::{LoadedComponent, World};
+pub use container::{
+    ContainerSpec, ExitStatus, RunningContainer, STOPPED_COMMAND_EXIT_CODE, start,
+};
+pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
+pub use error::RuntimeError;
