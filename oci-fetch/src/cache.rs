@@ -94,11 +94,7 @@ impl BlobWriter {
     }
 
     /// Commits into the cache, checking `expected` if given; returns the digest.
-    pub(crate) fn finish(
-        self,
-        cache: &ImageCache,
-        expected: Option<&str>,
-    ) -> Result<String, FetchError> {
+    pub(crate) fn finish(self, cache: &ImageCache, expected: Option<&str>) -> Result<String, FetchError> {
         cache.commit(self.file, self.staged, expected)
     }
 }
@@ -120,10 +116,7 @@ enum ArtifactRecord {
     #[serde(rename_all = "camelCase")]
     Wasm { digest: String, layout: String },
     #[serde(rename_all = "camelCase")]
-    Linux {
-        config_digest: String,
-        layer_digests: Vec<String>,
-    },
+    Linux { config_digest: String, layer_digests: Vec<String> },
 }
 
 const LAYOUT_CNCF: &str = "cncfArtifact";
@@ -141,9 +134,7 @@ impl ImageCache {
         for dir in [&dirs.blobs, &dirs.refs, &dirs.tmp] {
             std::fs::create_dir_all(dir).map_err(FetchError::io(dir))?;
         }
-        Ok(ImageCache {
-            dirs: Arc::new(dirs),
-        })
+        Ok(ImageCache { dirs: Arc::new(dirs) })
     }
 
     /// The directory the cache lives in.
@@ -156,9 +147,7 @@ impl ImageCache {
         let hex = digest
             .strip_prefix("sha256:")
             .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .ok_or_else(|| FetchError::InvalidDigest {
-                digest: digest.to_string(),
-            })?;
+            .ok_or_else(|| FetchError::InvalidDigest { digest: digest.to_string() })?;
         Ok(self.dirs.blobs.join(hex))
     }
 
@@ -202,21 +191,16 @@ impl ImageCache {
         if parsed.digest().is_some() {
             return Err(FetchError::InvalidReference {
                 reference: reference.to_string(),
-                reason: "a side-loaded image is named by tag; its digest is computed, not chosen"
-                    .into(),
+                reason: "a side-loaded image is named by tag; its digest is computed, not chosen".into(),
             });
         }
         let mut input = File::open(wasm).map_err(FetchError::io(wasm))?;
         let mut writer = self.blob_writer()?;
         io::copy(&mut input, &mut writer).map_err(FetchError::io(wasm))?;
-        let kind = wasm_kind(writer.head()).map_err(|why| FetchError::NotWasm {
-            path: wasm.to_path_buf(),
-            why,
-        })?;
+        let kind =
+            wasm_kind(writer.head()).map_err(|why| FetchError::NotWasm { path: wasm.to_path_buf(), why })?;
         let digest = writer.finish(self, None)?;
-        let size = std::fs::metadata(self.blob_path(&digest)?)
-            .map_err(FetchError::io(wasm))?
-            .len();
+        let size = std::fs::metadata(self.blob_path(&digest)?).map_err(FetchError::io(wasm))?.len();
         let built = cncf::build(&digest, size, kind);
         self.put_bytes(&built.config, Some(&built.config_digest))?;
         self.put_bytes(&built.manifest, Some(&built.manifest_digest))?;
@@ -237,15 +221,9 @@ impl ImageCache {
     /// Starts a blob: a self-deleting temp file in `tmp/` (same filesystem, so the final
     /// rename is atomic).
     pub(crate) fn stage(&self) -> Result<(File, StagedBlob), FetchError> {
-        let (file, temp) = NamedTempFile::new_in(&self.dirs.tmp)
-            .map_err(FetchError::io(&self.dirs.tmp))?
-            .into_parts();
-        let staged = StagedBlob {
-            temp,
-            hasher: Sha256::new(),
-            len: 0,
-            head: Vec::new(),
-        };
+        let (file, temp) =
+            NamedTempFile::new_in(&self.dirs.tmp).map_err(FetchError::io(&self.dirs.tmp))?.into_parts();
+        let staged = StagedBlob { temp, hasher: Sha256::new(), len: 0, head: Vec::new() };
         Ok((file, staged))
     }
 
@@ -268,33 +246,21 @@ impl ImageCache {
         if let Some(expected) = expected
             && expected != actual
         {
-            return Err(FetchError::DigestMismatch {
-                expected: expected.to_string(),
-                actual,
-            });
+            return Err(FetchError::DigestMismatch { expected: expected.to_string(), actual });
         }
         let dest = self.blob_path(&actual)?;
         // Flush to disk before the rename publishes the name: after a crash a blob must be
         // complete or absent, never a truncated file under a trusted name.
         file.sync_all().map_err(FetchError::io(&temp))?;
         drop(file);
-        temp.persist(&dest).map_err(|e| FetchError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        temp.persist(&dest).map_err(|e| FetchError::Io { path: dest.clone(), source: e.error })?;
         Ok(actual)
     }
 
     /// Stores a small in-memory blob (manifest, config).
-    pub(crate) fn put_bytes(
-        &self,
-        bytes: &[u8],
-        expected: Option<&str>,
-    ) -> Result<String, FetchError> {
+    pub(crate) fn put_bytes(&self, bytes: &[u8], expected: Option<&str>) -> Result<String, FetchError> {
         let mut writer = self.blob_writer()?;
-        writer
-            .write_all(bytes)
-            .map_err(FetchError::io(&self.dirs.tmp))?;
+        writer.write_all(bytes).map_err(FetchError::io(&self.dirs.tmp))?;
         writer.finish(self, expected)
     }
 
@@ -306,17 +272,11 @@ impl ImageCache {
     }
 
     fn ref_path(&self, normalized: &str) -> PathBuf {
-        self.dirs
-            .refs
-            .join(format!("{}.json", reference::file_name(normalized)))
+        self.dirs.refs.join(format!("{}.json", reference::file_name(normalized)))
     }
 
     /// Records what `image.reference` resolved to; written atomically, after all its blobs.
-    pub(crate) fn write_ref(
-        &self,
-        image: &PulledImage,
-        manifest_digest: &str,
-    ) -> Result<(), FetchError> {
+    pub(crate) fn write_ref(&self, image: &PulledImage, manifest_digest: &str) -> Result<(), FetchError> {
         let artifact = match &image.artifact {
             Artifact::Wasm { digest, layout, .. } => ArtifactRecord::Wasm {
                 digest: digest.clone(),
@@ -326,11 +286,7 @@ impl ImageCache {
                 }
                 .to_string(),
             },
-            Artifact::Linux {
-                config_digest,
-                layer_digests,
-                ..
-            } => ArtifactRecord::Linux {
+            Artifact::Linux { config_digest, layer_digests, .. } => ArtifactRecord::Linux {
                 config_digest: config_digest.clone(),
                 layer_digests: layer_digests.clone(),
             },
@@ -343,13 +299,9 @@ impl ImageCache {
         };
         let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
         let dest = self.ref_path(&image.reference);
-        let mut temp =
-            NamedTempFile::new_in(&self.dirs.tmp).map_err(FetchError::io(&self.dirs.tmp))?;
+        let mut temp = NamedTempFile::new_in(&self.dirs.tmp).map_err(FetchError::io(&self.dirs.tmp))?;
         temp.write_all(&json).map_err(FetchError::io(temp.path()))?;
-        temp.persist(&dest).map_err(|e| FetchError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        temp.persist(&dest).map_err(|e| FetchError::Io { path: dest.clone(), source: e.error })?;
         Ok(())
     }
 
@@ -365,16 +317,9 @@ impl ImageCache {
                 if !self.has_blob(&digest, None) {
                     return Ok(None);
                 }
-                Artifact::Wasm {
-                    path: self.blob_path(&digest)?,
-                    digest,
-                    layout,
-                }
+                Artifact::Wasm { path: self.blob_path(&digest)?, digest, layout }
             }
-            ArtifactRecord::Linux {
-                config_digest,
-                layer_digests,
-            } => {
+            ArtifactRecord::Linux { config_digest, layer_digests } => {
                 let all = std::iter::once(&record.manifest_digest)
                     .chain(std::iter::once(&config_digest))
                     .chain(&layer_digests);
@@ -388,11 +333,7 @@ impl ImageCache {
                 }
             }
         };
-        Ok(Some(PulledImage {
-            reference: record.reference,
-            image_id: record.image_id,
-            artifact,
-        }))
+        Ok(Some(PulledImage { reference: record.reference, image_id: record.image_id, artifact }))
     }
 }
 
@@ -409,31 +350,21 @@ mod tests {
     }
 
     fn tmp_is_empty(cache: &ImageCache) -> bool {
-        std::fs::read_dir(&cache.dirs.tmp)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false)
+        std::fs::read_dir(&cache.dirs.tmp).map(|mut d| d.next().is_none()).unwrap_or(false)
     }
 
     #[test]
     fn verified_blobs_are_committed_and_mismatches_leave_nothing() {
         let (_dir, cache) = cache();
         let digest = cncf::sha256_digest(b"hello");
-        assert_eq!(
-            cache.put_bytes(b"hello", Some(&digest)).ok().as_deref(),
-            Some(digest.as_str())
-        );
+        assert_eq!(cache.put_bytes(b"hello", Some(&digest)).ok().as_deref(), Some(digest.as_str()));
         assert!(cache.has_blob(&digest, Some(5)));
         assert!(!cache.has_blob(&digest, Some(6)));
-        assert_eq!(
-            cache.read_blob(&digest).ok().as_deref(),
-            Some(&b"hello"[..])
-        );
+        assert_eq!(cache.read_blob(&digest).ok().as_deref(), Some(&b"hello"[..]));
 
         let wrong = cncf::sha256_digest(b"other");
         let err = cache.put_bytes(b"tampered", Some(&wrong));
-        assert!(
-            matches!(err, Err(FetchError::DigestMismatch { ref expected, .. }) if *expected == wrong)
-        );
+        assert!(matches!(err, Err(FetchError::DigestMismatch { ref expected, .. }) if *expected == wrong));
         assert!(!cache.has_blob(&wrong, None));
         assert!(!cache.has_blob(&cncf::sha256_digest(b"tampered"), None));
         assert!(tmp_is_empty(&cache));
@@ -442,16 +373,8 @@ mod tests {
     #[test]
     fn blob_paths_reject_anything_but_sha256_hex() {
         let (_dir, cache) = cache();
-        for bad in [
-            "sha512:00",
-            "sha256:../../etc/passwd",
-            &format!("sha256:{}", "A".repeat(64)),
-            "x",
-        ] {
-            assert!(
-                matches!(cache.blob_path(bad), Err(FetchError::InvalidDigest { .. })),
-                "{bad}"
-            );
+        for bad in ["sha512:00", "sha256:../../etc/passwd", &format!("sha256:{}", "A".repeat(64)), "x"] {
+            assert!(matches!(cache.blob_path(bad), Err(FetchError::InvalidDigest { .. })), "{bad}");
         }
     }
 
@@ -460,57 +383,26 @@ mod tests {
         let (dir, cache) = cache();
         let wasm = dir.path().join("app.wasm");
         std::fs::write(&wasm, COMPONENT).expect("write wasm");
-        assert!(
-            cache
-                .lookup("127.0.0.1:5000/app:1")
-                .expect("lookup")
-                .is_none()
-        );
+        assert!(cache.lookup("127.0.0.1:5000/app:1").expect("lookup").is_none());
 
-        let image = cache
-            .load_wasm_file(&wasm, "127.0.0.1:5000/app:1")
-            .expect("side-load");
+        let image = cache.load_wasm_file(&wasm, "127.0.0.1:5000/app:1").expect("side-load");
         assert_eq!(image.reference, "127.0.0.1:5000/app:1");
-        let Artifact::Wasm {
-            path,
-            digest,
-            layout,
-        } = &image.artifact
-        else {
+        let Artifact::Wasm { path, digest, layout } = &image.artifact else {
             panic!("expected Wasm, got {:?}", image.artifact);
         };
         assert_eq!(*layout, WasmLayout::CncfArtifact);
         assert_eq!(std::fs::read(path).ok().as_deref(), Some(COMPONENT));
         assert_eq!(*digest, cncf::sha256_digest(COMPONENT));
-        assert!(
-            cache.has_blob(&image.image_id, None),
-            "manifest is cached too"
-        );
+        assert!(cache.has_blob(&image.image_id, None), "manifest is cached too");
 
         // Found again under its normalized name, also from a fresh handle on the same dir.
         let again = ImageCache::open(dir.path()).expect("reopen");
-        let found = again
-            .lookup("127.0.0.1:5000/app:1")
-            .expect("lookup")
-            .expect("present");
+        let found = again.lookup("127.0.0.1:5000/app:1").expect("lookup").expect("present");
         assert_eq!(found.image_id, image.image_id);
-        assert!(matches!(
-            found.artifact,
-            Artifact::Wasm {
-                layout: WasmLayout::CncfArtifact,
-                ..
-            }
-        ));
-        let std_name = cache
-            .load_wasm_file(&wasm, "app")
-            .expect("side-load default name");
+        assert!(matches!(found.artifact, Artifact::Wasm { layout: WasmLayout::CncfArtifact, .. }));
+        let std_name = cache.load_wasm_file(&wasm, "app").expect("side-load default name");
         assert_eq!(std_name.reference, "docker.io/library/app:latest");
-        assert!(
-            cache
-                .lookup("docker.io/library/app:latest")
-                .expect("lookup")
-                .is_some()
-        );
+        assert!(cache.lookup("docker.io/library/app:latest").expect("lookup").is_some());
         assert!(tmp_is_empty(&cache));
     }
 
@@ -519,23 +411,14 @@ mod tests {
         let (dir, cache) = cache();
         let elf = dir.path().join("a.out");
         std::fs::write(&elf, b"\x7fELF\x02\x01\x01\0\0\0").expect("write");
-        assert!(matches!(
-            cache.load_wasm_file(&elf, "app:1"),
-            Err(FetchError::NotWasm { .. })
-        ));
+        assert!(matches!(cache.load_wasm_file(&elf, "app:1"), Err(FetchError::NotWasm { .. })));
         assert!(tmp_is_empty(&cache), "rejected input leaves no temp file");
         let missing = dir.path().join("missing.wasm");
-        assert!(matches!(
-            cache.load_wasm_file(&missing, "app:1"),
-            Err(FetchError::Io { .. })
-        ));
+        assert!(matches!(cache.load_wasm_file(&missing, "app:1"), Err(FetchError::Io { .. })));
         let wasm = dir.path().join("m.wasm");
         std::fs::write(&wasm, b"\0asm\x01\0\0\0").expect("write");
         let pinned = format!("app@sha256:{}", "a".repeat(64));
-        assert!(matches!(
-            cache.load_wasm_file(&wasm, &pinned),
-            Err(FetchError::InvalidReference { .. })
-        ));
+        assert!(matches!(cache.load_wasm_file(&wasm, &pinned), Err(FetchError::InvalidReference { .. })));
     }
 
     #[test]
@@ -543,20 +426,13 @@ mod tests {
         let (dir, cache) = cache();
         let wasm = dir.path().join("app.wasm");
         std::fs::write(&wasm, COMPONENT).expect("write wasm");
-        let image = cache
-            .load_wasm_file(&wasm, "localhost/app:1")
-            .expect("side-load");
-        let Artifact::Wasm { path, .. } = &image.artifact else {
-            panic!("not wasm")
-        };
+        let image = cache.load_wasm_file(&wasm, "localhost/app:1").expect("side-load");
+        let Artifact::Wasm { path, .. } = &image.artifact else { panic!("not wasm") };
         std::fs::remove_file(path).expect("remove blob");
         assert!(cache.lookup("localhost/app:1").expect("lookup").is_none());
 
         std::fs::write(cache.ref_path("localhost/app:1"), b"{garbage").expect("write");
         assert!(cache.lookup("localhost/app:1").expect("lookup").is_none());
-        assert!(matches!(
-            cache.lookup("Bad Ref"),
-            Err(FetchError::InvalidReference { .. })
-        ));
+        assert!(matches!(cache.lookup("Bad Ref"), Err(FetchError::InvalidReference { .. })));
     }
 }

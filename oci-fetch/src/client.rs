@@ -48,11 +48,7 @@ impl Clients {
 pub(crate) fn new_client(plain_http: bool) -> Result<Client, String> {
     install_crypto_provider();
     let config = ClientConfig {
-        protocol: if plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
+        protocol: if plain_http { ClientProtocol::Http } else { ClientProtocol::Https },
         // Index entries are chosen by `detect::select_platform` (Wasm first), not by the
         // client's "current platform" default.
         platform_resolver: None,
@@ -61,6 +57,5 @@ pub(crate) fn new_client(plain_http: bool) -> Result<Client, String> {
         ..ClientConfig::default()
     };
     // `Client::new` would log and fall back to a default client on error; we want the error.
-    Client::try_from(config)
-        .map_err(|e| format!("cannot build the registry client: {}", error_chain(&e)))
+    Client::try_from(config).map_err(|e| format!("cannot build the registry client: {}", error_chain(&e)))
 }

@@ -23,7 +23,7 @@ pub(crate) struct CncfArtifact {
 
 /// The config fields of the CNCF layout. `component` (exports/imports/target), which the spec
 /// wants for components, is left out: filling it needs a WIT decoder we do not carry here, and
-/// no consumer we know of reads it.
+/// neither our detection nor runwasi's reads it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct WasmConfig<'a> {
@@ -65,12 +65,7 @@ pub(crate) fn build(layer_digest: &str, layer_size: u64, kind: WasmKind) -> Cncf
     });
     let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
     let manifest_digest = sha256_digest(&manifest);
-    CncfArtifact {
-        config,
-        config_digest,
-        manifest,
-        manifest_digest,
-    }
+    CncfArtifact { config, config_digest, manifest, manifest_digest }
 }
 
 #[cfg(test)]
@@ -83,12 +78,8 @@ mod tests {
     fn built_artifact_is_detected_as_cncf_wasm() {
         let layer = sha256_digest(b"\0asm\x0d\0\x01\0");
         let a = build(&layer, 8, WasmKind::Component);
-        let manifest: OciImageManifest =
-            serde_json::from_slice(&a.manifest).expect("manifest parses");
-        assert_eq!(
-            detect(&manifest, &a.config, "r").ok(),
-            Some(Plan::WasmLayer { layer: 0 })
-        );
+        let manifest: OciImageManifest = serde_json::from_slice(&a.manifest).expect("manifest parses");
+        assert_eq!(detect(&manifest, &a.config, "r").ok(), Some(Plan::WasmLayer { layer: 0 }));
         assert_eq!(manifest.config.digest, a.config_digest);
         assert_eq!(manifest.layers[0].size, 8);
         let config: serde_json::Value = serde_json::from_slice(&a.config).expect("config parses");

@@ -111,11 +111,7 @@ pub(crate) fn select_platform<'a>(
                 reference: reference.to_string(),
                 why: format!(
                     "the image index has no wasip2, wasip1, wasm or linux/amd64 entry (it has: {})",
-                    if offered.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        offered.join(", ")
-                    }
+                    if offered.is_empty() { "nothing".to_string() } else { offered.join(", ") }
                 ),
             }
         })
@@ -134,10 +130,7 @@ pub(crate) fn detect(
     config: &[u8],
     reference: &str,
 ) -> Result<Plan, FetchError> {
-    let unsupported = |why: String| FetchError::UnsupportedArtifact {
-        reference: reference.to_string(),
-        why,
-    };
+    let unsupported = |why: String| FetchError::UnsupportedArtifact { reference: reference.to_string(), why };
     // (1) One raw Wasm layer, whatever the config (CNCF, wasm-to-oci, runwasi, oras).
     if let Some(plan) = wasm_layer_plan(manifest).map_err(unsupported)? {
         return Ok(plan);
@@ -180,11 +173,9 @@ pub(crate) fn detect(
 /// one layer ("a consumer that sees more than a single layer should reject it").
 fn wasm_layer_plan(manifest: &OciImageManifest) -> Result<Option<Plan>, String> {
     let config_type = manifest.config.media_type.as_str();
-    let wasm_config =
-        config_type == WASM_CONFIG_MEDIA_TYPE || config_type == LEGACY_WASM_CONFIG_MEDIA_TYPE;
-    let wasm_layers: Vec<usize> = (0..manifest.layers.len())
-        .filter(|&i| is_wasm_layer(&manifest.layers[i].media_type))
-        .collect();
+    let wasm_config = config_type == WASM_CONFIG_MEDIA_TYPE || config_type == LEGACY_WASM_CONFIG_MEDIA_TYPE;
+    let wasm_layers: Vec<usize> =
+        (0..manifest.layers.len()).filter(|&i| is_wasm_layer(&manifest.layers[i].media_type)).collect();
     match (manifest.layers.len(), wasm_layers.as_slice()) {
         (1, [layer]) => Ok(Some(Plan::WasmLayer { layer: *layer })),
         _ if wasm_config => Err(format!(
@@ -207,14 +198,10 @@ fn wasm_layer_plan(manifest: &OciImageManifest) -> Result<Option<Plan>, String> 
 /// readable tars, and Entrypoint (else Cmd) must name a file inside the rootfs.
 fn wasi_image_plan(manifest: &OciImageManifest, os: &str, exec: ExecView) -> Result<Plan, String> {
     if !WASI_OSES.contains(&os) {
-        return Err(format!(
-            "architecture wasm with os {os:?}; expected one of {WASI_OSES:?}"
-        ));
+        return Err(format!("architecture wasm with os {os:?}; expected one of {WASI_OSES:?}"));
     }
-    if let Some(bad) = manifest
-        .layers
-        .iter()
-        .find(|l| !TAR_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str()))
+    if let Some(bad) =
+        manifest.layers.iter().find(|l| !TAR_LAYER_MEDIA_TYPES.contains(&l.media_type.as_str()))
     {
         return Err(format!(
             "wasi/wasm image layer {} has media type {}; only tar and tar+gzip layers can be read",
@@ -235,11 +222,7 @@ fn wasi_image_plan(manifest: &OciImageManifest, os: &str, exec: ExecView) -> Res
 
 /// `[type, type, ...]` of the manifest's layers, for messages.
 fn layer_types(manifest: &OciImageManifest) -> String {
-    let types: Vec<&str> = manifest
-        .layers
-        .iter()
-        .map(|l| l.media_type.as_str())
-        .collect();
+    let types: Vec<&str> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
     format!("[{}]", types.join(", "))
 }
 
@@ -255,11 +238,8 @@ fn is_image_config_media_type(media_type: &str) -> bool {
 /// Resolves `program` (absolute, or relative to `working_dir`) to normalized components inside
 /// the rootfs. `None` when it is empty or climbs above the root.
 pub(crate) fn rootfs_path(working_dir: &str, program: &str) -> Option<Vec<String>> {
-    let joined = if program.starts_with('/') {
-        program.to_string()
-    } else {
-        format!("{working_dir}/{program}")
-    };
+    let joined =
+        if program.starts_with('/') { program.to_string() } else { format!("{working_dir}/{program}") };
     let mut parts: Vec<String> = Vec::new();
     for part in joined.split('/') {
         match part {
@@ -301,9 +281,7 @@ mod tests {
 
     fn why(result: Result<Plan, FetchError>) -> String {
         match result {
-            Err(
-                FetchError::UnsupportedArtifact { why, .. } | FetchError::NotAnImage { why, .. },
-            ) => why,
+            Err(FetchError::UnsupportedArtifact { why, .. } | FetchError::NotAnImage { why, .. }) => why,
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -311,41 +289,22 @@ mod tests {
     #[test]
     fn cncf_artifact_and_other_wasm_layer_types() {
         let m = manifest(WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE]);
-        assert_eq!(
-            detect(&m, b"{}", "r").ok(),
-            Some(Plan::WasmLayer { layer: 0 })
-        );
+        assert_eq!(detect(&m, b"{}", "r").ok(), Some(Plan::WasmLayer { layer: 0 }));
         for layer in WASM_LAYER_MEDIA_TYPES {
             // runwasi: image config with arch wasm and a component layer.
             let m = manifest(OCI_CONFIG, &[layer]);
             let cfg = br#"{"architecture":"wasm","os":"wasip2"}"#;
-            assert_eq!(
-                detect(&m, cfg, "r").ok(),
-                Some(Plan::WasmLayer { layer: 0 }),
-                "{layer}"
-            );
+            assert_eq!(detect(&m, cfg, "r").ok(), Some(Plan::WasmLayer { layer: 0 }), "{layer}");
         }
-        let m = manifest(
-            LEGACY_WASM_CONFIG_MEDIA_TYPE,
-            &["application/vnd.wasm.content.layer.v1+wasm"],
-        );
-        assert_eq!(
-            detect(&m, b"not json is fine here", "r").ok(),
-            Some(Plan::WasmLayer { layer: 0 })
-        );
+        let m = manifest(LEGACY_WASM_CONFIG_MEDIA_TYPE, &["application/vnd.wasm.content.layer.v1+wasm"]);
+        assert_eq!(detect(&m, b"not json is fine here", "r").ok(), Some(Plan::WasmLayer { layer: 0 }));
         let m = manifest(EMPTY_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE]);
-        assert_eq!(
-            detect(&m, b"{}", "r").ok(),
-            Some(Plan::WasmLayer { layer: 0 })
-        );
+        assert_eq!(detect(&m, b"{}", "r").ok(), Some(Plan::WasmLayer { layer: 0 }));
     }
 
     #[test]
     fn cncf_artifact_with_wrong_layers_is_refused() {
-        let m = manifest(
-            WASM_CONFIG_MEDIA_TYPE,
-            &[WASM_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE],
-        );
+        let m = manifest(WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE]);
         assert!(why(detect(&m, b"{}", "r")).contains("exactly one"));
         let m = manifest(WASM_CONFIG_MEDIA_TYPE, &[TGZ]);
         assert!(why(detect(&m, b"{}", "r")).contains("exactly one"));
@@ -353,80 +312,47 @@ mod tests {
         assert!(why(detect(&m, b"{}", "r")).contains("0 layers"));
         // Spin-like: config layer plus two components.
         let spin = "application/vnd.wasm.content.layer.v1+wasm";
-        let m = manifest(
-            OCI_CONFIG,
-            &[
-                "application/vnd.fermyon.spin.application.v1+config",
-                spin,
-                spin,
-            ],
-        );
+        let m = manifest(OCI_CONFIG, &["application/vnd.fermyon.spin.application.v1+config", spin, spin]);
         assert!(
-            why(detect(&m, br#"{"architecture":"wasm","os":"wasip1"}"#, "r"))
-                .contains("multi-component")
+            why(detect(&m, br#"{"architecture":"wasm","os":"wasip1"}"#, "r")).contains("multi-component")
         );
     }
 
     #[test]
     fn wasi_image_uses_entrypoint_then_cmd() {
-        let m = manifest(
-            OCI_CONFIG,
-            &[TGZ, "application/vnd.docker.image.rootfs.diff.tar.gzip"],
-        );
+        let m = manifest(OCI_CONFIG, &[TGZ, "application/vnd.docker.image.rootfs.diff.tar.gzip"]);
         let cfg = br#"{"architecture":"wasm","os":"wasip2","config":{"Entrypoint":["/hello-http.wasm"],"Cmd":["/other.wasm"]}}"#;
         assert_eq!(
             detect(&m, cfg, "r").ok(),
-            Some(Plan::WasiImage {
-                entrypoint: vec!["hello-http.wasm".into()]
-            })
+            Some(Plan::WasiImage { entrypoint: vec!["hello-http.wasm".into()] })
         );
         let cfg = br#"{"architecture":"wasm","os":"wasi","config":{"Entrypoint":null,"Cmd":["app/x.wasm","arg"],"WorkingDir":"/srv"}}"#;
         assert_eq!(
             detect(&m, cfg, "r").ok(),
-            Some(Plan::WasiImage {
-                entrypoint: vec!["srv".into(), "app".into(), "x.wasm".into()]
-            })
+            Some(Plan::WasiImage { entrypoint: vec!["srv".into(), "app".into(), "x.wasm".into()] })
         );
         let cfg = br#"{"architecture":"wasm","os":"wasip1","config":{"Entrypoint":[],"Cmd":["/m.wasm"]}}"#;
-        assert_eq!(
-            detect(&m, cfg, "r").ok(),
-            Some(Plan::WasiImage {
-                entrypoint: vec!["m.wasm".into()]
-            })
-        );
+        assert_eq!(detect(&m, cfg, "r").ok(), Some(Plan::WasiImage { entrypoint: vec!["m.wasm".into()] }));
     }
 
     #[test]
     fn wasi_image_refusals_say_why() {
         let m = manifest(OCI_CONFIG, &[TGZ]);
         assert!(
-            why(detect(&m, br#"{"architecture":"wasm","os":"wasip2"}"#, "r"))
-                .contains("without Entrypoint")
+            why(detect(&m, br#"{"architecture":"wasm","os":"wasip2"}"#, "r")).contains("without Entrypoint")
         );
         assert!(
-            why(detect(
-                &m,
-                br#"{"architecture":"wasm","os":"linux","config":{"Cmd":["/a"]}}"#,
-                "r"
-            ))
-            .contains("os \"linux\"")
+            why(detect(&m, br#"{"architecture":"wasm","os":"linux","config":{"Cmd":["/a"]}}"#, "r"))
+                .contains("os \"linux\"")
         );
         assert!(
-            why(detect(
-                &m,
-                br#"{"architecture":"wasm","os":"wasi","config":{"Cmd":["/../.."]}}"#,
-                "r"
-            ))
-            .contains("does not name a file")
+            why(detect(&m, br#"{"architecture":"wasm","os":"wasi","config":{"Cmd":["/../.."]}}"#, "r"))
+                .contains("does not name a file")
         );
         let zstd = manifest(OCI_CONFIG, &["application/vnd.oci.image.layer.v1.tar+zstd"]);
         assert!(
-            why(detect(
-                &zstd,
-                br#"{"architecture":"wasm","os":"wasi","config":{"Cmd":["/a"]}}"#,
-                "r"
-            ))
-            .contains("tar+zstd")
+            why(detect(&zstd, br#"{"architecture":"wasm","os":"wasi","config":{"Cmd":["/a"]}}"#, "r"))
+                .contains("tar+zstd")
         );
         assert!(why(detect(&m, b"{not json", "r")).contains("not valid JSON"));
     }
@@ -437,14 +363,8 @@ mod tests {
             "application/vnd.docker.container.image.v1+json",
             &["application/vnd.oci.image.layer.v1.tar+zstd"],
         );
-        assert_eq!(
-            detect(&m, br#"{"architecture":"amd64","os":"linux"}"#, "r").ok(),
-            Some(Plan::Linux)
-        );
-        assert!(
-            why(detect(&m, br#"{"architecture":"arm64","os":"linux"}"#, "r"))
-                .contains("linux/arm64")
-        );
+        assert_eq!(detect(&m, br#"{"architecture":"amd64","os":"linux"}"#, "r").ok(), Some(Plan::Linux));
+        assert!(why(detect(&m, br#"{"architecture":"arm64","os":"linux"}"#, "r")).contains("linux/arm64"));
         let helm = manifest(
             "application/vnd.cncf.helm.config.v1+json",
             &["application/vnd.cncf.helm.chart.content.v1.tar+gzip"],
@@ -489,43 +409,19 @@ mod tests {
             entry("wasip1", "wasm", "P1"),
             entry("wasip2", "wasm", "P2"),
         ]);
-        assert_eq!(
-            select_platform(&idx, "r").ok().map(|e| e.digest.as_str()),
-            Some("P2")
-        );
-        let idx = index(vec![
-            entry("linux", "amd64", "L"),
-            entry("wasi", "wasm", "W"),
-        ]);
-        assert_eq!(
-            select_platform(&idx, "r").ok().map(|e| e.digest.as_str()),
-            Some("W")
-        );
-        let idx = index(vec![
-            entry("linux", "arm64", "A"),
-            entry("linux", "amd64", "L"),
-        ]);
-        assert_eq!(
-            select_platform(&idx, "r").ok().map(|e| e.digest.as_str()),
-            Some("L")
-        );
-        let idx = index(vec![
-            entry("linux", "arm64", "A"),
-            entry("windows", "amd64", "W"),
-        ]);
-        let err = select_platform(&idx, "r")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        assert_eq!(select_platform(&idx, "r").ok().map(|e| e.digest.as_str()), Some("P2"));
+        let idx = index(vec![entry("linux", "amd64", "L"), entry("wasi", "wasm", "W")]);
+        assert_eq!(select_platform(&idx, "r").ok().map(|e| e.digest.as_str()), Some("W"));
+        let idx = index(vec![entry("linux", "arm64", "A"), entry("linux", "amd64", "L")]);
+        assert_eq!(select_platform(&idx, "r").ok().map(|e| e.digest.as_str()), Some("L"));
+        let idx = index(vec![entry("linux", "arm64", "A"), entry("windows", "amd64", "W")]);
+        let err = select_platform(&idx, "r").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("linux/arm64, windows/amd64"), "{err}");
     }
 
     #[test]
     fn rootfs_paths_stay_inside() {
-        assert_eq!(
-            rootfs_path("/", "/a/./b.wasm"),
-            Some(vec!["a".into(), "b.wasm".into()])
-        );
+        assert_eq!(rootfs_path("/", "/a/./b.wasm"), Some(vec!["a".into(), "b.wasm".into()]));
         assert_eq!(rootfs_path("/w", "../x.wasm"), Some(vec!["x.wasm".into()]));
         assert_eq!(rootfs_path("/", "../x.wasm"), None);
         assert_eq!(rootfs_path("/", "/"), None);

@@ -58,9 +58,7 @@ pub enum FetchError {
         actual: String,
     },
     /// A blob was longer or shorter than its descriptor said; nothing was cached.
-    #[error(
-        "blob {digest} is {actual} bytes but its descriptor says {expected}; nothing was cached"
-    )]
+    #[error("blob {digest} is {actual} bytes but its descriptor says {expected}; nothing was cached")]
     SizeMismatch {
         /// The blob's digest.
         digest: String,
@@ -119,10 +117,7 @@ impl FetchError {
 
     /// Builds a closure for `map_err` that attaches `path` to an I/O error.
     pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
-        move |source| FetchError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        move |source| FetchError::Io { path: path.to_path_buf(), source }
     }
 
     /// Translates an `oci-client` error for `reference` into the variant a user can act on.
@@ -140,18 +135,15 @@ impl FetchError {
                 let codes = || envelope.errors.iter().map(|e| &e.code);
                 if codes().any(is_not_found_code) {
                     FetchError::NotFound { reference, message }
-                } else if codes()
-                    .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-                {
+                } else if codes().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
                     FetchError::Unauthorized { reference, message }
                 } else {
                     FetchError::Registry { reference, message }
                 }
             }
-            OciDistributionError::UnauthorizedError { url } => FetchError::Unauthorized {
-                reference,
-                message: format!("HTTP 401 from {url}"),
-            },
+            OciDistributionError::UnauthorizedError { url } => {
+                FetchError::Unauthorized { reference, message: format!("HTTP 401 from {url}") }
+            }
             OciDistributionError::AuthenticationFailure(message) => {
                 FetchError::Unauthorized { reference, message }
             }
@@ -163,34 +155,23 @@ impl FetchError {
                     _ => FetchError::Registry { reference, message },
                 }
             }
-            OciDistributionError::DigestError(DigestError::VerificationError {
-                expected,
-                actual,
-            }) => FetchError::DigestMismatch { expected, actual },
+            OciDistributionError::DigestError(DigestError::VerificationError { expected, actual }) => {
+                FetchError::DigestMismatch { expected, actual }
+            }
             OciDistributionError::IoError(e) => FetchError::from_stream_error(&reference, e),
-            other => FetchError::Registry {
-                reference,
-                message: error_chain(&other),
-            },
+            other => FetchError::Registry { reference, message: error_chain(&other) },
         }
     }
 
     /// Translates an error from a blob stream: `oci-client` reports a digest mismatch found at
     /// the end of a stream as an `io::Error` wrapping its `DigestError`.
     pub(crate) fn from_stream_error(reference: &str, err: std::io::Error) -> FetchError {
-        if let Some(DigestError::VerificationError { expected, actual }) = err
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<DigestError>())
+        if let Some(DigestError::VerificationError { expected, actual }) =
+            err.get_ref().and_then(|inner| inner.downcast_ref::<DigestError>())
         {
-            return FetchError::DigestMismatch {
-                expected: expected.clone(),
-                actual: actual.clone(),
-            };
+            return FetchError::DigestMismatch { expected: expected.clone(), actual: actual.clone() };
         }
-        FetchError::Registry {
-            reference: reference.to_string(),
-            message: error_chain(&err),
-        }
+        FetchError::Registry { reference: reference.to_string(), message: error_chain(&err) }
     }
 }
 
@@ -253,10 +234,7 @@ mod tests {
         for code in [OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown] {
             let err = FetchError::from_registry("r", envelope(code));
             assert!(err.is_not_found(), "{err}");
-            assert!(
-                err.to_string().contains("MANIFEST_UNKNOWN")
-                    || err.to_string().contains("NAME_UNKNOWN")
-            );
+            assert!(err.to_string().contains("MANIFEST_UNKNOWN") || err.to_string().contains("NAME_UNKNOWN"));
         }
     }
 
@@ -266,30 +244,20 @@ mod tests {
         assert!(matches!(err, FetchError::Unauthorized { .. }));
         let err = FetchError::from_registry(
             "r",
-            OciDistributionError::ServerError {
-                code: 404,
-                url: "u".into(),
-                message: "nope".into(),
-            },
+            OciDistributionError::ServerError { code: 404, url: "u".into(), message: "nope".into() },
         );
         assert!(err.is_not_found());
         let err = FetchError::from_registry(
             "r",
-            OciDistributionError::ServerError {
-                code: 500,
-                url: "u".into(),
-                message: "boom".into(),
-            },
+            OciDistributionError::ServerError { code: 500, url: "u".into(), message: "boom".into() },
         );
         assert!(matches!(err, FetchError::Registry { .. }) && err.to_string().contains("boom"));
     }
 
     #[test]
     fn digest_error_inside_stream_io_error_is_a_mismatch() {
-        let inner = DigestError::VerificationError {
-            expected: "sha256:aa".into(),
-            actual: "sha256:bb".into(),
-        };
+        let inner =
+            DigestError::VerificationError { expected: "sha256:aa".into(), actual: "sha256:bb".into() };
         let err = FetchError::from_stream_error("r", std::io::Error::other(inner));
         assert!(
             matches!(&err, FetchError::DigestMismatch { expected, actual } if expected == "sha256:aa" && actual == "sha256:bb")

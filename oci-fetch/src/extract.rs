@@ -60,18 +60,15 @@ pub(crate) fn extract_file(
             current = None;
         }
     }
-    let unsupported = |why: String| FetchError::UnsupportedArtifact {
-        reference: reference.to_string(),
-        why,
-    };
+    let unsupported = |why: String| FetchError::UnsupportedArtifact { reference: reference.to_string(), why };
     match current {
         None => Err(unsupported(format!(
             "the entrypoint {shown} is not in the image's {} layer(s)",
             layers.len()
         ))),
-        Some(Found::Other(kind)) => Err(unsupported(format!(
-            "the entrypoint {shown} is a {kind}, not a regular .wasm file"
-        ))),
+        Some(Found::Other(kind)) => {
+            Err(unsupported(format!("the entrypoint {shown} is a {kind}, not a regular .wasm file")))
+        }
         Some(Found::File(writer)) => {
             if !crate::wasm_header::has_wasm_magic(writer.head()) {
                 return Err(unsupported(format!(
@@ -102,11 +99,7 @@ fn scan_layer(
         let raw_path = entry.path().map_err(unreadable)?.into_owned();
         let path = normalize_entry(&raw_path).map_err(|why| FetchError::UnsupportedArtifact {
             reference: reference.to_string(),
-            why: format!(
-                "layer {} has entry {}: {why}",
-                layer.digest,
-                raw_path.display()
-            ),
+            why: format!("layer {} has entry {}: {why}", layer.digest, raw_path.display()),
         })?;
         let Some((name, parent)) = path.split_last() else {
             continue; // the root directory itself
@@ -141,11 +134,7 @@ fn scan_layer(
 fn decompressed(file: std::fs::File) -> io::Result<Box<dyn Read>> {
     let mut reader = BufReader::new(file);
     let is_gzip = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if is_gzip {
-        Box::new(MultiGzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    })
+    Ok(if is_gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) })
 }
 
 /// A tar entry path as rootfs components. Absolute paths and `..` that climbs above the root
@@ -245,13 +234,8 @@ mod tests {
                 p
             })
             .collect();
-        let blobs: Vec<LayerBlob<'_>> = paths
-            .iter()
-            .map(|p| LayerBlob {
-                digest: "sha256:test",
-                path: p,
-            })
-            .collect();
+        let blobs: Vec<LayerBlob<'_>> =
+            paths.iter().map(|p| LayerBlob { digest: "sha256:test", path: p }).collect();
         let target: Vec<String> = target.split('/').map(String::from).collect();
         let result = extract_file(&cache, &blobs, &target, "r");
         (dir, cache, result)
@@ -264,9 +248,9 @@ mod tests {
 
     fn why(result: &Result<String, FetchError>) -> String {
         match result {
-            Err(
-                FetchError::UnsupportedArtifact { why, .. } | FetchError::NotAnImage { why, .. },
-            ) => why.clone(),
+            Err(FetchError::UnsupportedArtifact { why, .. } | FetchError::NotAnImage { why, .. }) => {
+                why.clone()
+            }
             other => format!("unexpected: {other:?}"),
         }
     }
@@ -274,10 +258,7 @@ mod tests {
     #[test]
     fn later_layers_override_and_gzip_or_plain_both_read() {
         let l1 = layer(&[E::Dir("./"), E::File("./app.wasm", WASM_A)], true);
-        let l2 = layer(
-            &[E::File("app.wasm", WASM_B), E::File("other", b"x")],
-            false,
-        );
+        let l2 = layer(&[E::File("app.wasm", WASM_B), E::File("other", b"x")], false);
         let (_d, cache, r) = run(vec![l1.clone()], "app.wasm");
         assert_eq!(extracted(&cache, &r).as_deref(), Some(WASM_A));
         let (_d, cache, r) = run(vec![l1, l2], "app.wasm");
@@ -298,23 +279,11 @@ mod tests {
             assert!(why(&r).contains("is not in the image"), "case {i}: {r:?}");
         }
         // A whiteout only hides lower layers: the same layer (or a later one) may re-add it.
-        let readd = layer(
-            &[
-                E::File("bin/.wh..wh..opq", b""),
-                E::File("bin/app.wasm", WASM_B),
-            ],
-            true,
-        );
+        let readd = layer(&[E::File("bin/.wh..wh..opq", b""), E::File("bin/app.wasm", WASM_B)], true);
         let (_d, cache, r) = run(vec![base.clone(), readd], "bin/app.wasm");
         assert_eq!(extracted(&cache, &r).as_deref(), Some(WASM_B));
         // Whiteouts of siblings or of the root's opaque marker elsewhere do not touch it.
-        let sibling = layer(
-            &[
-                E::File("bin/.wh.other", b""),
-                E::File("lib/.wh..wh..opq", b""),
-            ],
-            true,
-        );
+        let sibling = layer(&[E::File("bin/.wh.other", b""), E::File("lib/.wh..wh..opq", b"")], true);
         let (_d, cache, r) = run(vec![base, sibling], "bin/app.wasm");
         assert_eq!(extracted(&cache, &r).as_deref(), Some(WASM_A));
     }
@@ -325,14 +294,9 @@ mod tests {
             let l = layer(&[E::File(hostile, WASM_A)], true);
             let (_d, cache, r) = run(vec![l], "app.wasm");
             let why = why(&r);
+            assert!(why.contains("absolute path") || why.contains("escapes"), "{hostile}: {why}");
             assert!(
-                why.contains("absolute path") || why.contains("escapes"),
-                "{hostile}: {why}"
-            );
-            assert!(
-                std::fs::read_dir(cache.root().join("tmp"))
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false)
+                std::fs::read_dir(cache.root().join("tmp")).map(|mut d| d.next().is_none()).unwrap_or(false)
             );
         }
         // Inner `..` that stays inside is resolved.
@@ -343,13 +307,7 @@ mod tests {
 
     #[test]
     fn non_files_and_non_wasm_are_refused() {
-        let l = layer(
-            &[
-                E::Symlink("app.wasm", "/real.wasm"),
-                E::File("real.wasm", WASM_A),
-            ],
-            true,
-        );
+        let l = layer(&[E::Symlink("app.wasm", "/real.wasm"), E::File("real.wasm", WASM_A)], true);
         let (_d, _c, r) = run(vec![l], "app.wasm");
         assert!(why(&r).contains("symbolic link"), "{r:?}");
         let l = layer(&[E::File("app.wasm", b"#!/bin/sh\necho hi\n")], true);
@@ -359,9 +317,6 @@ mod tests {
             vec![b"definitely not a tar archive, just text padded out to 512 bytes".repeat(10)],
             "app.wasm",
         );
-        assert!(
-            why(&r).contains("not a readable tar") || why(&r).contains("is not in the image"),
-            "{r:?}"
-        );
+        assert!(why(&r).contains("not a readable tar") || why(&r).contains("is not in the image"), "{r:?}");
     }
 }

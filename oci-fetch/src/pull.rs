@@ -52,10 +52,7 @@ enum Document {
 impl Puller {
     /// A puller writing into `cache`. Registry clients are built on first use.
     pub fn new(cache: ImageCache) -> Self {
-        Puller {
-            cache,
-            clients: Arc::new(Clients::default()),
-        }
+        Puller { cache, clients: Arc::new(Clients::default()) }
     }
 
     /// The cache this puller fills.
@@ -77,17 +74,8 @@ impl Puller {
             let client = self
                 .clients
                 .for_registry(parsed.resolve_registry())
-                .map_err(|message| FetchError::Registry {
-                    reference: name.clone(),
-                    message,
-                })?;
-            let ctx = PullCtx {
-                client,
-                reference: &parsed,
-                name: &name,
-                cache: &self.cache,
-                progress,
-            };
+                .map_err(|message| FetchError::Registry { reference: name.clone(), message })?;
+            let ctx = PullCtx { client, reference: &parsed, name: &name, cache: &self.cache, progress };
             let image = ctx.run().await?;
             tracing::info!(image_id = %image.image_id, artifact = ?image.artifact, "pulled");
             Ok(image)
@@ -100,9 +88,7 @@ impl Puller {
 impl PullCtx<'_> {
     async fn run(&self) -> Result<PulledImage, FetchError> {
         let registry = self.reference.resolve_registry();
-        self.client
-            .store_auth_if_needed(registry, &RegistryAuth::Anonymous)
-            .await;
+        self.client.store_auth_if_needed(registry, &RegistryAuth::Anonymous).await;
         let (top, image_id) = self.manifest(self.reference).await?;
         if let Some(cached) = self.cache.lookup(self.name)?
             && cached.image_id == image_id
@@ -119,9 +105,7 @@ impl PullCtx<'_> {
                 match self.manifest(&by_digest).await? {
                     (Document::Image(manifest), digest) => (*manifest, digest),
                     (Document::Index(_), _) => {
-                        return Err(
-                            self.unsupported("an image index nested in an image index".into())
-                        );
+                        return Err(self.unsupported("an image index nested in an image index".into()));
                     }
                 }
             }
@@ -143,11 +127,7 @@ impl PullCtx<'_> {
                 }
             }
         };
-        let image = PulledImage {
-            reference: self.name.to_string(),
-            image_id,
-            artifact,
-        };
+        let image = PulledImage { reference: self.name.to_string(), image_id, artifact };
         self.cache.write_ref(&image, &manifest_digest)?;
         Ok(image)
     }
@@ -253,10 +233,7 @@ impl PullCtx<'_> {
         // commit fsyncs: keep that off the async worker threads.
         tokio::task::spawn_blocking(move || cache.commit(file, staged, Some(&expected)))
             .await
-            .map_err(|e| FetchError::Io {
-                path: tmp,
-                source: std::io::Error::other(e),
-            })??;
+            .map_err(|e| FetchError::Io { path: tmp, source: std::io::Error::other(e) })??;
         tracing::debug!(digest = %desc.digest, "blob downloaded and verified");
         Ok(path)
     }
@@ -266,15 +243,8 @@ impl PullCtx<'_> {
         // Collected first: a lazy `map(|layer| self.blob(layer))` held across the await makes
         // the future's Send-ness depend on a higher-ranked closure, which rustc cannot prove
         // (the caller's `tokio::spawn` then fails with "Send is not general enough").
-        let downloads: Vec<_> = manifest
-            .layers
-            .iter()
-            .map(|layer| self.blob(layer))
-            .collect();
-        futures::stream::iter(downloads)
-            .buffered(PARALLEL_DOWNLOADS)
-            .try_collect()
-            .await
+        let downloads: Vec<_> = manifest.layers.iter().map(|layer| self.blob(layer)).collect();
+        futures::stream::iter(downloads).buffered(PARALLEL_DOWNLOADS).try_collect().await
     }
 
     async fn wasm_layer(&self, layer: &OciDescriptor) -> Result<Artifact, FetchError> {
@@ -286,11 +256,7 @@ impl PullCtx<'_> {
                 layer.digest
             )));
         }
-        Ok(Artifact::Wasm {
-            path,
-            digest: layer.digest.clone(),
-            layout: WasmLayout::CncfArtifact,
-        })
+        Ok(Artifact::Wasm { path, digest: layer.digest.clone(), layout: WasmLayout::CncfArtifact })
     }
 
     async fn wasi_image(
@@ -303,11 +269,8 @@ impl PullCtx<'_> {
         let (cache, name) = (self.cache.clone(), self.name.to_string());
         // tar + gunzip is CPU and blocking file IO.
         let digest = tokio::task::spawn_blocking(move || {
-            let layers: Vec<LayerBlob<'_>> = digests
-                .iter()
-                .zip(&paths)
-                .map(|(digest, path)| LayerBlob { digest, path })
-                .collect();
+            let layers: Vec<LayerBlob<'_>> =
+                digests.iter().zip(&paths).map(|(digest, path)| LayerBlob { digest, path }).collect();
             extract_file(&cache, &layers, &entrypoint, &name)
         })
         .await
@@ -315,47 +278,28 @@ impl PullCtx<'_> {
             path: self.cache.root().join("tmp"),
             source: std::io::Error::other(e),
         })??;
-        Ok(Artifact::Wasm {
-            path: self.cache.blob_path(&digest)?,
-            digest,
-            layout: WasmLayout::WasiImage,
-        })
+        Ok(Artifact::Wasm { path: self.cache.blob_path(&digest)?, digest, layout: WasmLayout::WasiImage })
     }
 
     fn not_an_image(&self, why: String) -> FetchError {
-        FetchError::NotAnImage {
-            reference: self.name.to_string(),
-            why,
-        }
+        FetchError::NotAnImage { reference: self.name.to_string(), why }
     }
 
     fn unsupported(&self, why: String) -> FetchError {
-        FetchError::UnsupportedArtifact {
-            reference: self.name.to_string(),
-            why,
-        }
+        FetchError::UnsupportedArtifact { reference: self.name.to_string(), why }
     }
 
     fn size_mismatch(&self, desc: &OciDescriptor, expected: u64, actual: u64) -> FetchError {
-        FetchError::SizeMismatch {
-            digest: desc.digest.clone(),
-            expected,
-            actual,
-        }
+        FetchError::SizeMismatch { digest: desc.digest.clone(), expected, actual }
     }
 }
 
 /// The first 8 bytes of a file (fewer if it is shorter).
 async fn read_head(path: &std::path::Path) -> Result<Vec<u8>, FetchError> {
     use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(FetchError::io(path))?;
+    let file = tokio::fs::File::open(path).await.map_err(FetchError::io(path))?;
     let mut head = Vec::with_capacity(8);
-    file.take(8)
-        .read_to_end(&mut head)
-        .await
-        .map_err(FetchError::io(path))?;
+    file.take(8).read_to_end(&mut head).await.map_err(FetchError::io(path))?;
     Ok(head)
 }
 

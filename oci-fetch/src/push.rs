@@ -29,40 +29,21 @@ async fn push(wasm: &Path, parsed: &Reference, name: &str) -> Result<String, Fet
     // Check the file before touching the network: a typo'd path or an ELF binary is the
     // common mistake, and a registry error would hide it.
     let bytes = tokio::fs::read(wasm).await.map_err(FetchError::io(wasm))?;
-    let kind = wasm_kind(&bytes).map_err(|why| FetchError::NotWasm {
-        path: wasm.to_path_buf(),
-        why,
-    })?;
+    let kind = wasm_kind(&bytes).map_err(|why| FetchError::NotWasm { path: wasm.to_path_buf(), why })?;
     let layer_digest = sha256_digest(&bytes);
     let built = cncf::build(&layer_digest, bytes.len() as u64, kind);
 
     let registry_error = |e| FetchError::from_registry(name, e);
-    let client = new_client(uses_plain_http(parsed.resolve_registry())).map_err(|message| {
-        FetchError::Registry {
-            reference: name.to_string(),
-            message,
-        }
-    })?;
-    client
-        .store_auth_if_needed(parsed.resolve_registry(), &RegistryAuth::Anonymous)
-        .await;
+    let client = new_client(uses_plain_http(parsed.resolve_registry()))
+        .map_err(|message| FetchError::Registry { reference: name.to_string(), message })?;
+    client.store_auth_if_needed(parsed.resolve_registry(), &RegistryAuth::Anonymous).await;
     // Re-pushing the same binary under a new tag should not upload it again.
-    if client
-        .blob_exists(parsed, &layer_digest)
-        .await
-        .map_err(registry_error)?
-    {
+    if client.blob_exists(parsed, &layer_digest).await.map_err(registry_error)? {
         tracing::debug!(digest = %layer_digest, "layer already in the registry");
     } else {
-        client
-            .push_blob(parsed, bytes, &layer_digest)
-            .await
-            .map_err(registry_error)?;
+        client.push_blob(parsed, bytes, &layer_digest).await.map_err(registry_error)?;
     }
-    client
-        .push_blob(parsed, built.config, &built.config_digest)
-        .await
-        .map_err(registry_error)?;
+    client.push_blob(parsed, built.config, &built.config_digest).await.map_err(registry_error)?;
     // Push our exact bytes (not a re-serialization) so the digest we return is the one stored.
     client
         .push_manifest_raw(

@@ -15,10 +15,7 @@ use crate::FetchError;
 /// Parses `input` with Docker's defaults. `whole()` of the result is the normalized form used
 /// everywhere else (cache keys, `PulledImage::reference`).
 pub(crate) fn parse(input: &str) -> Result<Reference, FetchError> {
-    let invalid = |reason: String| FetchError::InvalidReference {
-        reference: input.to_string(),
-        reason,
-    };
+    let invalid = |reason: String| FetchError::InvalidReference { reference: input.to_string(), reason };
     let trimmed = input.trim();
     if trimmed.starts_with('[') {
         return parse_ipv6_registry(trimmed).map_err(invalid);
@@ -42,8 +39,7 @@ fn parse_ipv6_registry(input: &str) -> Result<Reference, String> {
         .strip_prefix('[')
         .and_then(|r| r.split_once(']'))
         .ok_or_else(|| format!("registry {registry:?} has an unclosed '['"))?;
-    host.parse::<Ipv6Addr>()
-        .map_err(|e| format!("registry host [{host}] is not an IPv6 address: {e}"))?;
+    host.parse::<Ipv6Addr>().map_err(|e| format!("registry host [{host}] is not an IPv6 address: {e}"))?;
     if !(port.is_empty() || port.strip_prefix(':').is_some_and(is_port)) {
         return Err(format!("registry {registry:?} has an invalid port"));
     }
@@ -56,9 +52,7 @@ fn parse_ipv6_registry(input: &str) -> Result<Reference, String> {
             Reference::with_tag_and_digest(registry, repository, tag.into(), digest.into())
         }
         (None, Some(digest)) => Reference::with_digest(registry, repository, digest.into()),
-        (tag, None) => {
-            Reference::with_tag(registry, repository, tag.unwrap_or("latest").to_string())
-        }
+        (tag, None) => Reference::with_tag(registry, repository, tag.unwrap_or("latest").to_string()),
     })
 }
 
@@ -77,8 +71,7 @@ pub(crate) fn uses_plain_http(registry: &str) -> bool {
     } else {
         registry.split_once(':').map_or(registry, |(host, _)| host)
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A file name for a normalized reference: reversible percent-escaping of everything but
@@ -101,10 +94,7 @@ pub(crate) fn file_name(normalized: &str) -> String {
         out.replace_range(0..1, "%2E");
     }
     if out.len() > MAX {
-        return format!(
-            "sha256-{}",
-            hex::encode(Sha256::digest(normalized.as_bytes()))
-        );
+        return format!("sha256-{}", hex::encode(Sha256::digest(normalized.as_bytes())));
     }
     out
 }
@@ -124,16 +114,10 @@ mod tests {
             Some("ghcr.io/org/app:latest")
         );
         assert_eq!(
-            parse("127.0.0.1:5000/hello-http:1")
-                .map(|r| r.whole())
-                .ok()
-                .as_deref(),
+            parse("127.0.0.1:5000/hello-http:1").map(|r| r.whole()).ok().as_deref(),
             Some("127.0.0.1:5000/hello-http:1")
         );
-        assert_eq!(
-            parse("localhost/app").map(|r| r.whole()).ok().as_deref(),
-            Some("localhost/app:latest")
-        );
+        assert_eq!(parse("localhost/app").map(|r| r.whole()).ok().as_deref(), Some("localhost/app:latest"));
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = parse(&format!("localhost:5000/app@{digest}")).ok();
         assert_eq!(r.as_ref().and_then(|r| r.digest()), Some(digest.as_str()));
@@ -145,14 +129,8 @@ mod tests {
         let r = parse("[::1]:5000/team/app:v2").ok();
         assert_eq!(r.as_ref().map(|r| r.registry()), Some("[::1]:5000"));
         assert_eq!(r.as_ref().map(|r| r.repository()), Some("team/app"));
-        assert_eq!(
-            r.as_ref().map(|r| r.whole()).as_deref(),
-            Some("[::1]:5000/team/app:v2")
-        );
-        assert_eq!(
-            parse("[::1]/app").map(|r| r.whole()).ok().as_deref(),
-            Some("[::1]/app:latest")
-        );
+        assert_eq!(r.as_ref().map(|r| r.whole()).as_deref(), Some("[::1]:5000/team/app:v2"));
+        assert_eq!(parse("[::1]/app").map(|r| r.whole()).ok().as_deref(), Some("[::1]/app:latest"));
         assert!(parse("[::1:5000/app").is_err());
         assert!(parse("[zz]:5000/app").is_err());
         assert!(parse("[::1]:50a/app").is_err());
@@ -170,14 +148,7 @@ mod tests {
 
     #[test]
     fn only_loopback_registries_use_plain_http() {
-        for plain in [
-            "127.0.0.1:5000",
-            "127.8.9.10",
-            "localhost",
-            "LOCALHOST:80",
-            "[::1]:5000",
-            "[::1]",
-        ] {
+        for plain in ["127.0.0.1:5000", "127.8.9.10", "localhost", "LOCALHOST:80", "[::1]:5000", "[::1]"] {
             assert!(uses_plain_http(plain), "{plain}");
         }
         for tls in [

@@ -33,19 +33,14 @@ pub(crate) fn wasm_kind(bytes: &[u8]) -> Result<WasmKind, String> {
         return Err(format!("only {} bytes, a Wasm header needs 8", bytes.len()));
     };
     if &header[..4] != b"\0asm" {
-        return Err(format!(
-            "starts with {:02x?}, not the \\0asm magic",
-            &header[..4]
-        ));
+        return Err(format!("starts with {:02x?}, not the \\0asm magic", &header[..4]));
     }
     let version = u16::from_le_bytes([header[4], header[5]]);
     let layer = u16::from_le_bytes([header[6], header[7]]);
     match (layer, version) {
         (0, 1) => Ok(WasmKind::Module),
         (1, _) => Ok(WasmKind::Component),
-        _ => Err(format!(
-            "unknown Wasm binary version {version} (layer {layer})"
-        )),
+        _ => Err(format!("unknown Wasm binary version {version} (layer {layer})")),
     }
 }
 

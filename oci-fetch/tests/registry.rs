@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use oci_fetch::{
-    Artifact, FetchError, ImageCache, PullProgress, PulledImage, Puller, WasmLayout, push_wasm,
-};
+use oci_fetch::{Artifact, FetchError, ImageCache, PullProgress, PulledImage, Puller, WasmLayout, push_wasm};
 use wasmkube_e2e::TestRegistry;
 use wasmkube_e2e::wasi_image::{ImageSpec, LayerFile, push_image, push_wasi_image};
 
@@ -17,16 +15,13 @@ use wasmkube_e2e::wasi_image::{ImageSpec, LayerFile, push_image, push_wasi_image
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 async fn bounded<T>(body: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::time::timeout(TEST_TIMEOUT, body)
-        .await
-        .context("test timed out")?
+    tokio::time::timeout(TEST_TIMEOUT, body).await.context("test timed out")?
 }
 
 /// The hello-http fixture once sample-apps provides it; until then a minimal component header
 /// plus `tag`, which is all a CNCF artifact needs for push and pull.
 fn wasm_bytes(tag: &str) -> anyhow::Result<Vec<u8>> {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-apps/fixtures/hello-http.wasm");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-apps/fixtures/hello-http.wasm");
     if tag.is_empty() && fixture.exists() {
         return Ok(std::fs::read(fixture)?);
     }
@@ -46,11 +41,7 @@ impl Fixture {
         let registry = TestRegistry::start()?;
         let dir = tempfile::tempdir()?;
         let puller = Puller::new(ImageCache::open(&dir.path().join("cache"))?);
-        Ok(Fixture {
-            registry,
-            dir,
-            puller,
-        })
+        Ok(Fixture { registry, dir, puller })
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
@@ -62,12 +53,8 @@ impl Fixture {
     /// Pulls, returning the image and every progress report.
     async fn pull(&self, reference: &str) -> (Result<PulledImage, FetchError>, Vec<PullProgress>) {
         let events = Mutex::new(Vec::new());
-        let result = self
-            .puller
-            .pull(reference, &|p| {
-                events.lock().map(|mut e| e.push(p)).unwrap_or(())
-            })
-            .await;
+        let result =
+            self.puller.pull(reference, &|p| events.lock().map(|mut e| e.push(p)).unwrap_or(())).await;
         (result, events.into_inner().unwrap_or_default())
     }
 
@@ -78,11 +65,7 @@ impl Fixture {
 
 fn wasm_of(image: &PulledImage) -> anyhow::Result<(Vec<u8>, &str, WasmLayout)> {
     match &image.artifact {
-        Artifact::Wasm {
-            path,
-            digest,
-            layout,
-        } => Ok((std::fs::read(path)?, digest, *layout)),
+        Artifact::Wasm { path, digest, layout } => Ok((std::fs::read(path)?, digest, *layout)),
         other => bail!("expected a Wasm artifact, got {other:?}"),
     }
 }
@@ -109,21 +92,9 @@ async fn pushed_cncf_artifact_pulls_back_identical_and_only_once() -> anyhow::Re
         assert_eq!(layout, WasmLayout::CncfArtifact);
         assert!(bytes == wasm, "pulled bytes differ from the pushed file");
         assert_eq!(wasm_digest, sha256(&wasm));
-        let layer_done = events
-            .iter()
-            .filter(|e| e.layer_digest == wasm_digest)
-            .map(|e| e.done_bytes)
-            .max();
-        assert_eq!(
-            layer_done,
-            Some(wasm.len() as u64),
-            "progress reached the full layer size"
-        );
-        assert!(
-            events
-                .iter()
-                .all(|e| e.total_bytes.is_some_and(|t| e.done_bytes <= t))
-        );
+        let layer_done = events.iter().filter(|e| e.layer_digest == wasm_digest).map(|e| e.done_bytes).max();
+        assert_eq!(layer_done, Some(wasm.len() as u64), "progress reached the full layer size");
+        assert!(events.iter().all(|e| e.total_bytes.is_some_and(|t| e.done_bytes <= t)));
 
         // Second pull of the same tag, and a pull by digest under another name: nothing is
         // downloaded again.
@@ -152,8 +123,7 @@ async fn skopeo_pushed_wasi_image_yields_its_wasm() -> anyhow::Result<()> {
         let addr = f.registry.addr().to_string();
         let w = wasm.clone();
         let (reference, digest) =
-            tokio::task::spawn_blocking(move || push_wasi_image(&addr, "wasi-app", "v1", &w))
-                .await??;
+            tokio::task::spawn_blocking(move || push_wasi_image(&addr, "wasi-app", "v1", &w)).await??;
 
         let (image, events) = f.pull(&reference).await;
         let image = image?;
@@ -184,25 +154,15 @@ async fn linux_amd64_image_is_cached_as_linux() -> anyhow::Result<()> {
                     bytes: b"#!/bin/sh\necho hi\n".to_vec(),
                     mode: 0o755,
                 }],
-                vec![LayerFile {
-                    path: "/etc/motd".into(),
-                    bytes: b"hi\n".to_vec(),
-                    mode: 0o644,
-                }],
+                vec![LayerFile { path: "/etc/motd".into(), bytes: b"hi\n".to_vec(), mode: 0o644 }],
             ],
         };
         let addr = f.registry.addr().to_string();
         let (reference, digest) =
-            tokio::task::spawn_blocking(move || push_image(&addr, "linux-app", "v1", &spec))
-                .await??;
+            tokio::task::spawn_blocking(move || push_image(&addr, "linux-app", "v1", &spec)).await??;
         let (image, _) = f.pull(&reference).await;
         let image = image?;
-        let Artifact::Linux {
-            manifest_digest,
-            config_digest,
-            layer_digests,
-        } = &image.artifact
-        else {
+        let Artifact::Linux { manifest_digest, config_digest, layer_digests } = &image.artifact else {
             bail!("expected Linux, got {:?}", image.artifact);
         };
         assert_eq!(*manifest_digest, digest);
@@ -255,18 +215,10 @@ async fn tampered_blob_is_rejected_and_not_cached() -> anyhow::Result<()> {
             Err(FetchError::DigestMismatch { expected, .. }) => assert_eq!(expected, layer),
             other => bail!("expected DigestMismatch, got {other:?}"),
         }
-        assert!(
-            !f.cache().has_blob(&layer, None),
-            "tampered layer must not be cached"
-        );
+        assert!(!f.cache().has_blob(&layer, None), "tampered layer must not be cached");
         assert!(f.cache().lookup(&reference)?.is_none());
         let tmp = f.cache().root().join("tmp");
-        assert_eq!(
-            std::fs::read_dir(&tmp)?.count(),
-            0,
-            "no temp files left in {}",
-            tmp.display()
-        );
+        assert_eq!(std::fs::read_dir(&tmp)?.count(), 0, "no temp files left in {}", tmp.display());
         Ok(())
     })
     .await
@@ -278,18 +230,12 @@ async fn unreachable_registry_and_bad_input_fail_clearly() -> anyhow::Result<()>
         let f = Fixture::new()?;
         // Port 1 on loopback: connection refused, which is a registry error, not "not found".
         let (result, _) = f.pull("127.0.0.1:1/app:1").await;
-        assert!(
-            matches!(result, Err(FetchError::Registry { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(FetchError::Registry { .. })), "{result:?}");
         let elf = f.write("a.out", b"\x7fELF\x02\x01\x01\0\0\0\0\0")?;
         let err = push_wasm(&elf, &f.registry.reference("elf:1")).await;
         assert!(matches!(err, Err(FetchError::NotWasm { .. })), "{err:?}");
         let err = push_wasm(&elf, "Not A Reference").await;
-        assert!(
-            matches!(err, Err(FetchError::InvalidReference { .. })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Err(FetchError::InvalidReference { .. })), "{err:?}");
         Ok(())
     })
     .await

@@ -42,10 +42,7 @@ impl Tokens {
                 return Ok(tokens);
             }
         }
-        let tokens = Tokens {
-            admin: random_token(),
-            node: random_token(),
-        };
+        let tokens = Tokens { admin: random_token(), node: random_token() };
         let text = serde_json::to_string_pretty(&tokens).unwrap_or_default();
         write_private(path, text.as_bytes())?;
         Ok(tokens)
@@ -58,12 +55,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -148,16 +141,12 @@ impl ControlPlane {
 const BOOTSTRAP_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn bootstrap(store: &Store) -> Result<(), ApiError> {
-    let namespaces = find_by_kind("v1", "Namespace")
-        .ok_or_else(|| ApiError::internal("namespaces not served"))?;
+    let namespaces =
+        find_by_kind("v1", "Namespace").ok_or_else(|| ApiError::internal("namespaces not served"))?;
     for ns in BOOTSTRAP_NAMESPACES {
         let obj = validate::prepare_create(namespaces, None, json!({"metadata": {"name": ns}}))?;
         store.mutate::<ApiError, _>(&namespaces.key("", ns), |current| {
-            Ok(if current.is_some() {
-                Mutation::Keep
-            } else {
-                Mutation::Put(obj)
-            })
+            Ok(if current.is_some() { Mutation::Keep } else { Mutation::Put(obj) })
         })?;
     }
     Ok(())
@@ -172,10 +161,8 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, 
         source,
     })?;
     let store_path = data_dir.join("store.redb");
-    let store = Store::open(&store_path).map_err(|source| ClusterError::Store {
-        path: store_path.clone(),
-        source,
-    })?;
+    let store = Store::open(&store_path)
+        .map_err(|source| ClusterError::Store { path: store_path.clone(), source })?;
     bootstrap(&store)?;
     let tokens_path = data_dir.join("tokens.json");
     let tokens = Tokens::load_or_create(&tokens_path).map_err(|source| ClusterError::Io {
@@ -187,16 +174,8 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, 
     let tls_config = pki.server_config()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| ClusterError::Listen {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ClusterError::Listen {
-            addr: listen,
-            source,
-        })?;
+        .map_err(|source| ClusterError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ClusterError::Listen { addr: listen, source })?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = ApiState {
         store,
@@ -218,15 +197,7 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, 
         tokio::spawn(crate::controllers::nodeipam::run(client.clone())),
         tokio::spawn(crate::scheduler::run(client)),
     ];
-    Ok(ControlPlane {
-        addr,
-        tokens,
-        ca_pem: pki.ca_pem,
-        ready,
-        stop,
-        server,
-        tasks,
-    })
+    Ok(ControlPlane { addr, tokens, ca_pem: pki.ca_pem, ready, stop, server, tasks })
 }
 
 /// A kubeconfig for `server` with `token`, trusting `ca_pem`, as kubectl reads it.
@@ -245,20 +216,8 @@ pub fn default_node_name() -> String {
         .trim()
         .to_ascii_lowercase()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
         .collect();
-    let name = name
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string();
-    if validate::check_name(&name).is_ok() {
-        name
-    } else {
-        "wasmkube-node".into()
-    }
+    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if validate::check_name(&name).is_ok() { name } else { "wasmkube-node".into() }
 }

@@ -6,8 +6,7 @@
 use std::{net::IpAddr, path::Path, sync::Arc};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio_util::sync::CancellationToken;
@@ -49,19 +48,13 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     dn.push(DnType::CommonName, "wasmkube-ca");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     Ok(params)
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
-    std::fs::read_to_string(path).map_err(|source| TlsError::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.display().to_string(), source })
 }
 
 impl ClusterPki {
@@ -93,16 +86,10 @@ impl ClusterPki {
         names.extend(extra_ips.iter().map(ToString::to_string));
         names.dedup();
         let mut params = CertificateParams::new(names)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "wasmkube-apiserver");
+        params.distinguished_name.push(DnType::CommonName, "wasmkube-apiserver");
         let server_key = KeyPair::generate()?;
         let server_cert = params.signed_by(&server_key, &issuer)?;
-        Ok(Self {
-            ca_pem,
-            server_cert_pem: server_cert.pem(),
-            server_key_pem: server_key.serialize_pem(),
-        })
+        Ok(Self { ca_pem, server_cert_pem: server_cert.pem(), server_key_pem: server_key.serialize_pem() })
     }
 
     /// A rustls server configuration for the API.
@@ -114,9 +101,8 @@ impl ClusterPki {
         ];
         let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes())
             .map_err(|_| TlsError::BadPem("the serving key".into()))?;
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+        let mut config =
+            rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -167,26 +153,21 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::client::danger::ServerCertVerifier as _;
 
     #[test]
     fn ca_survives_restarts_and_certs_chain_to_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = ClusterPki::load_or_create(dir.path(), &[]).expect("first");
-        let second = ClusterPki::load_or_create(dir.path(), &["127.0.0.2".parse().expect("ip")])
-            .expect("second");
-        assert_eq!(
-            first.ca_pem, second.ca_pem,
-            "the CA must not change between starts"
-        );
+        let second =
+            ClusterPki::load_or_create(dir.path(), &["127.0.0.2".parse().expect("ip")]).expect("second");
+        assert_eq!(first.ca_pem, second.ca_pem, "the CA must not change between starts");
         assert_ne!(first.server_cert_pem, second.server_cert_pem);
         second.server_config().expect("rustls accepts the pair");
         let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(first.ca_pem.as_bytes()).expect("ca"))
-            .expect("add");
-        let verifier = rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
-            .build()
-            .expect("verifier");
+        roots.add(CertificateDer::from_pem_slice(first.ca_pem.as_bytes()).expect("ca")).expect("add");
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder(Arc::new(roots)).build().expect("verifier");
         let leaf = CertificateDer::from_pem_slice(second.server_cert_pem.as_bytes()).expect("leaf");
         let name = rustls::pki_types::ServerName::try_from("127.0.0.2").expect("name");
         verifier

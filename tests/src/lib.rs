@@ -1,10 +1,12 @@
 //! End-to-end test support: real servers and real artifacts, started by the tests themselves.
 //!
 //! - [`registry::TestRegistry`]: the CNCF distribution registry on 127.0.0.1.
+//! - [`cluster`]: the real `wasmkube up`/`agent` processes and the real kubectl against them.
 //! - [`wasi_image`]: OCI image layouts (wasi/wasm and linux images) pushed with skopeo.
 //!
 //! Missing tools are installed by `scripts/install-test-deps.sh`.
 
+pub mod cluster;
 pub mod registry;
 pub mod wasi_image;
 

@@ -48,9 +48,7 @@ impl TestRegistry {
     fn start_once() -> anyhow::Result<TestRegistry> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
-        let dir = tempfile::Builder::new()
-            .prefix("wasmkube-registry-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("wasmkube-registry-").tempdir()?;
         let config = dir.path().join("config.yml");
         std::fs::create_dir_all(dir.path().join("storage"))?;
         std::fs::write(&config, config_yaml(&addr, &dir.path().join("storage")))?;
@@ -73,19 +71,13 @@ impl TestRegistry {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "docker-registry exited with {status} before serving:\n{}",
-                    self.log()
-                );
+                bail!("docker-registry exited with {status} before serving:\n{}", self.log());
             }
             if v2_answers_ok(&self.addr) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "docker-registry did not answer GET /v2/ within {START_TIMEOUT:?}:\n{}",
-                    self.log()
-                );
+                bail!("docker-registry did not answer GET /v2/ within {START_TIMEOUT:?}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -112,12 +104,7 @@ impl TestRegistry {
             .strip_prefix("sha256:")
             .filter(|h| h.len() == 64)
             .with_context(|| format!("not a sha256 digest: {digest}"))?;
-        Ok(self
-            .storage_dir()
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data"))
+        Ok(self.storage_dir().join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data"))
     }
 
     /// The server's log so far (for failure messages).

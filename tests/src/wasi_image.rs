@@ -45,11 +45,7 @@ impl ImageSpec {
             architecture: "wasm".into(),
             os: "wasip2".into(),
             entrypoint: vec!["/app.wasm".into()],
-            layers: vec![vec![LayerFile {
-                path: "/app.wasm".into(),
-                bytes: wasm.to_vec(),
-                mode: 0o644,
-            }]],
+            layers: vec![vec![LayerFile { path: "/app.wasm".into(), bytes: wasm.to_vec(), mode: 0o644 }]],
         }
     }
 }
@@ -112,13 +108,7 @@ pub fn skopeo_push(layout: &Path, tag: &str, dest_reference: &str) -> anyhow::Re
     let digest_file = layout.join("pushed.digest");
     // --insecure-policy: do not depend on the host's /etc/containers/policy.json.
     let output = Command::new(SKOPEO_BIN)
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--digestfile",
-        ])
+        .args(["--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile"])
         .arg(&digest_file)
         .arg(format!("oci:{}:{tag}", layout.display()))
         .arg(format!("docker://{dest_reference}"))
@@ -167,11 +157,7 @@ fn tar_layer(files: &[LayerFile]) -> anyhow::Result<Vec<u8>> {
         header.set_mode(file.mode);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(
-            &mut header,
-            file.path.trim_start_matches('/'),
-            file.bytes.as_slice(),
-        )?;
+        builder.append_data(&mut header, file.path.trim_start_matches('/'), file.bytes.as_slice())?;
     }
     Ok(builder.into_inner()?)
 }

@@ -36,9 +36,7 @@ pub(crate) async fn start(
         .instrument(span.clone())
         .await
         .map_err(|e| RuntimeError::Instantiate(wasmtime_message(&e)))?;
-    Ok(tokio::spawn(
-        run(store, command, guest, stop_rx).instrument(span),
-    ))
+    Ok(tokio::spawn(run(store, command, guest, stop_rx).instrument(span)))
 }
 
 async fn run(
@@ -84,11 +82,7 @@ fn exit_status(result: wasmtime::Result<Result<(), ()>>) -> ExitStatus {
 pub(crate) fn trap_message(e: &wasmtime::Error) -> String {
     let mut message = match e.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => wasmtime_message(e)
-            .lines()
-            .next()
-            .unwrap_or("unknown error")
-            .to_string(),
+        None => wasmtime_message(e).lines().next().unwrap_or("unknown error").to_string(),
     };
     if message.len() > MAX_MESSAGE_BYTES {
         let mut end = MAX_MESSAGE_BYTES;

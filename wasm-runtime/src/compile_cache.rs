@@ -42,10 +42,7 @@ impl CompileCache {
     pub(crate) fn new(dir: PathBuf, engine: &Engine) -> Result<Self, RuntimeError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| RuntimeError::io("creating compile cache directory", &dir, e))?;
-        Ok(Self {
-            dir,
-            engine_key: engine_key(engine),
-        })
+        Ok(Self { dir, engine_key: engine_key(engine) })
     }
 
     /// Loads `wasm` (whose sha256 hex is `digest`) from the cache, compiling it on a miss.
@@ -70,17 +67,11 @@ impl CompileCache {
         }
 
         let started = std::time::Instant::now();
-        let compiled = engine
-            .precompile_component(wasm)
-            .map_err(|e| RuntimeError::Compile {
-                digest: digest.to_string(),
-                message: wasmtime_message(&e),
-            })?;
-        tracing::info!(
-            digest,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "compiled component"
-        );
+        let compiled = engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
+            digest: digest.to_string(),
+            message: wasmtime_message(&e),
+        })?;
+        tracing::info!(digest, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
         self.write_atomically(&path, &compiled)?;
         let component = deserialize_own_file(engine, &path).map_err(|e| RuntimeError::Compile {
             digest: digest.to_string(),
@@ -93,9 +84,7 @@ impl CompileCache {
     /// either no entry or a complete one, and concurrent writers of the same key never interleave.
     fn write_atomically(&self, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".tmp-{}-{n}.cwasm", std::process::id()));
+        let tmp = self.dir.join(format!(".tmp-{}-{n}.cwasm", std::process::id()));
         let written = std::fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_all()

@@ -61,22 +61,14 @@ impl LoadedComponent {
         outcome: CompileOutcome,
     ) -> Result<Self, RuntimeError> {
         let world = detect_world(engine, component)?;
-        let link_error = |e: wasmtime::Error| RuntimeError::Link {
-            digest: digest.clone(),
-            message: wasmtime_message(&e),
-        };
+        let link_error =
+            |e: wasmtime::Error| RuntimeError::Link { digest: digest.clone(), message: wasmtime_message(&e) };
         let instance_pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = match world {
             World::HttpProxy => Pre::Http(ProxyPre::new(instance_pre).map_err(link_error)?),
             World::Command => Pre::Command(CommandPre::new(instance_pre).map_err(link_error)?),
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                digest,
-                outcome,
-                pre,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { digest, outcome, pre }) })
     }
 
     /// The world this component targets.
@@ -104,16 +96,9 @@ impl LoadedComponent {
 
 /// Decides the world from the component's exports.
 pub(crate) fn detect_world(engine: &Engine, component: &Component) -> Result<World, RuntimeError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let exports_interface = |wanted: &str| {
-        exports
-            .iter()
-            .any(|name| name.split('@').next() == Some(wanted))
-    };
+    let exports: Vec<String> =
+        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports_interface = |wanted: &str| exports.iter().any(|name| name.split('@').next() == Some(wanted));
     // A component exporting both is served as HTTP: that is the long-running role the
     // orchestrator gives ports to.
     if exports_interface(HTTP_HANDLER) {

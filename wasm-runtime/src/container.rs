@@ -52,27 +52,15 @@ pub const STOPPED_COMMAND_EXIT_CODE: i32 = 137;
 
 impl ExitStatus {
     pub(crate) fn exited(code: i32) -> Self {
-        Self {
-            code,
-            reason: if code == 0 { "Completed" } else { "Error" }.to_string(),
-            message: None,
-        }
+        Self { code, reason: if code == 0 { "Completed" } else { "Error" }.to_string(), message: None }
     }
 
     pub(crate) fn error(code: i32, message: String) -> Self {
-        Self {
-            code,
-            reason: "Error".to_string(),
-            message: Some(message),
-        }
+        Self { code, reason: "Error".to_string(), message: Some(message) }
     }
 
     pub(crate) fn stopped(code: i32, message: Option<String>) -> Self {
-        Self {
-            code,
-            reason: "Stopped".to_string(),
-            message,
-        }
+        Self { code, reason: "Stopped".to_string(), message }
     }
 
     /// True for a normal, successful end (`Completed` with code 0).
@@ -100,15 +88,7 @@ impl RunningContainer {
         task: JoinHandle<ExitStatus>,
         interrupt: Arc<AtomicBool>,
     ) -> Self {
-        Self {
-            world,
-            http_addr: None,
-            stop_tx: Some(stop_tx),
-            task,
-            status: None,
-            interrupt,
-            requests: None,
-        }
+        Self { world, http_addr: None, stop_tx: Some(stop_tx), task, status: None, interrupt, requests: None }
     }
 
     /// The world of the running component.
@@ -136,10 +116,7 @@ impl RunningContainer {
             Ok(status) => status,
             Err(e) if e.is_panic() => {
                 tracing::error!(error = %e, "container task panicked");
-                ExitStatus::error(
-                    1,
-                    format!("the runtime task running this container panicked: {e}"),
-                )
+                ExitStatus::error(1, format!("the runtime task running this container panicked: {e}"))
             }
             Err(_) => ExitStatus::stopped(STOPPED_COMMAND_EXIT_CODE, Some("cancelled".into())),
         };
@@ -180,31 +157,18 @@ pub async fn start(
     let mut argv = Vec::with_capacity(spec.args.len() + 1);
     argv.push(spec.name.clone());
     argv.extend(spec.args);
-    let guest = GuestConfig {
-        argv,
-        env: spec.env,
-        log,
-        interrupt: interrupt.clone(),
-    };
+    let guest = GuestConfig { argv, env: spec.env, log, interrupt: interrupt.clone() };
     let (stop_tx, stop_rx) = oneshot::channel();
     let span = tracing::info_span!("container", name = %spec.name, digest = component.digest());
     match component.pre() {
         Pre::Command(pre) => {
             let task = command::start(engine.engine(), pre, guest, stop_rx, span).await?;
-            Ok(RunningContainer::new(
-                World::Command,
-                stop_tx,
-                task,
-                interrupt,
-            ))
+            Ok(RunningContainer::new(World::Command, stop_tx, task, interrupt))
         }
         Pre::Http(pre) => {
-            let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress {
-                container: spec.name,
-            })?;
+            let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress { container: spec.name })?;
             let started = http::start(engine.engine(), pre, guest, addr, stop_rx, span).await?;
-            let mut running =
-                RunningContainer::new(World::HttpProxy, stop_tx, started.task, interrupt);
+            let mut running = RunningContainer::new(World::HttpProxy, stop_tx, started.task, interrupt);
             running.http_addr = Some(started.bound);
             running.requests = Some(started.requests);
             Ok(running)

@@ -62,22 +62,12 @@ impl WasmEngine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
             .map_err(|e| {
-                RuntimeError::Engine(format!(
-                    "setting up the WASI linker: {}",
-                    wasmtime_message(&e)
-                ))
+                RuntimeError::Engine(format!("setting up the WASI linker: {}", wasmtime_message(&e)))
             })?;
         let cache = CompileCache::new(config.cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pooling, "wasm engine ready");
-        Ok(Self {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                cache,
-                pooling,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { engine, linker, cache, pooling }) })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
@@ -115,8 +105,7 @@ impl WasmEngine {
 
 impl Inner {
     fn load_blocking(&self, path: &Path, label: &str) -> Result<LoadedComponent, RuntimeError> {
-        let wasm =
-            std::fs::read(path).map_err(|e| RuntimeError::io("reading Wasm file", path, e))?;
+        let wasm = std::fs::read(path).map_err(|e| RuntimeError::io("reading Wasm file", path, e))?;
         check_is_component(path, &wasm)?;
         let sha = sha256_hex(&wasm);
         let digest = format!("sha256:{sha}");
@@ -133,14 +122,9 @@ impl Inner {
 /// Checks the 8-byte Wasm header: magic, then version and layer (component: 0x0d, layer 1).
 fn check_is_component(path: &Path, wasm: &[u8]) -> Result<(), RuntimeError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-        return Err(RuntimeError::NotWasm {
-            path: path.to_path_buf(),
-        });
+        return Err(RuntimeError::NotWasm { path: path.to_path_buf() });
     }
-    let unsupported = |reason: String| RuntimeError::UnsupportedModule {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let unsupported = |reason: String| RuntimeError::UnsupportedModule { path: path.to_path_buf(), reason };
     match [wasm[4], wasm[5], wasm[6], wasm[7]] {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
         [0x01, 0x00, 0x00, 0x00] => Err(unsupported(
@@ -211,14 +195,8 @@ mod tests {
     #[test]
     fn header_check_tells_kinds_apart() {
         let p = Path::new("x.wasm");
-        assert!(matches!(
-            check_is_component(p, b"hello world"),
-            Err(RuntimeError::NotWasm { .. })
-        ));
-        assert!(matches!(
-            check_is_component(p, b"\0asm"),
-            Err(RuntimeError::NotWasm { .. })
-        ));
+        assert!(matches!(check_is_component(p, b"hello world"), Err(RuntimeError::NotWasm { .. })));
+        assert!(matches!(check_is_component(p, b"\0asm"), Err(RuntimeError::NotWasm { .. })));
         let core = check_is_component(p, b"\0asm\x01\0\0\0");
         assert!(
             matches!(&core, Err(RuntimeError::UnsupportedModule { reason, .. }) if reason.contains("core Wasm module"))

@@ -108,11 +108,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        RuntimeError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        RuntimeError::Io { action, path: path.into(), source }
     }
 }
 

@@ -27,20 +27,13 @@ pub(crate) struct Host {
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -87,10 +80,7 @@ pub(crate) fn new_store(engine: &Engine, config: &GuestConfig) -> Store<Host> {
             // `yield_now` rather than `Yield`: tokio defers it until the runtime has polled its
             // IO and timer drivers. A plain self-wake would let a spinning guest run 61 slices
             // (tokio's event interval, ~0.6 s at 10 ms ticks) between driver polls on its thread.
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         }
     });
     store

@@ -64,25 +64,13 @@ pub(crate) async fn start(
         .map_err(|e| RuntimeError::Instantiate(wasmtime_message(&e)))?;
     drop(store);
 
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| RuntimeError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| RuntimeError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| RuntimeError::Bind { addr, source })?;
     let requests = Arc::new(GuestTasks::default());
-    let server = Arc::new(Server {
-        engine: engine.clone(),
-        pre: pre.clone(),
-        guest,
-        guests: requests.clone(),
-    });
+    let server =
+        Arc::new(Server { engine: engine.clone(), pre: pre.clone(), guest, guests: requests.clone() });
     let task = tokio::spawn(serve(listener, server, stop_rx).instrument(span));
-    Ok(Started {
-        task,
-        bound,
-        requests,
-    })
+    Ok(Started { task, bound, requests })
 }
 
 struct Server {
@@ -132,9 +120,7 @@ fn serve_connection(
     let _ = stream.set_nodelay(true);
     let server = server.clone();
     let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
     let conn = graceful.watch(conn);
     async move {
         if let Err(error) = conn.await {
@@ -178,11 +164,7 @@ type HttpResult = Result<Response<HyperOutgoingBody>, Infallible>;
 async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
     let mut store = new_store(&server.engine, &server.guest);
     let (sender, receiver) = oneshot::channel();
-    let incoming = match store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, req)
-    {
+    let incoming = match store.data_mut().http().new_incoming_request(Scheme::Http, req) {
         Ok(incoming) => incoming,
         // The only request-dependent failure is a request without a Host header or authority.
         Err(e) => return Ok(plain(StatusCode::BAD_REQUEST, &wasmtime_message(&e))),
@@ -195,10 +177,7 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
     let guest_task = server.guests.spawn(
         async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
         }
         .in_current_span(),
     );
@@ -207,22 +186,15 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => {
             tracing::warn!(?code, "guest answered the request with an error");
-            Ok(plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("guest error: {code:?}"),
-            ))
+            Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("guest error: {code:?}")))
         }
         // The guest dropped the outparam without setting it: it returned, trapped, or was cut off.
         Err(_) => Ok(match guest_task.await {
-            Ok(Ok(())) => plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the component returned without sending a response",
-            ),
+            Ok(Ok(())) => {
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "the component returned without sending a response")
+            }
             Ok(Err(e)) => internal_error(&e),
-            Err(_) => plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            ),
+            Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"),
         }),
     }
 }
@@ -230,22 +202,14 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
 fn internal_error(e: &wasmtime::Error) -> Response<HyperOutgoingBody> {
     // `trap_message` logs the full error with its wasm backtrace.
     let message = trap_message(e);
-    plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &format!("internal server error: {message}"),
-    )
+    plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("internal server error: {message}"))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(format!("{text}\n")))
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    let body = Full::new(Bytes::from(format!("{text}\n"))).map_err(|never| match never {}).boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -261,16 +225,9 @@ pub(crate) struct GuestTasks {
 type GuestResult = wasmtime::Result<()>;
 
 impl GuestTasks {
-    fn spawn(
-        &self,
-        guest: impl Future<Output = GuestResult> + Send + 'static,
-    ) -> JoinHandle<GuestResult> {
+    fn spawn(&self, guest: impl Future<Output = GuestResult> + Send + 'static) -> JoinHandle<GuestResult> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let done = Deregister {
-            id,
-            running: self.running.clone(),
-            idle: self.idle.clone(),
-        };
+        let done = Deregister { id, running: self.running.clone(), idle: self.idle.clone() };
         // Held across `spawn` so the task cannot deregister before it is registered.
         let mut running = lock(&self.running);
         let task = tokio::spawn(async move {
@@ -334,7 +291,5 @@ impl Drop for Deregister {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The maps stay consistent even if a holder panicked; keep serving.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -43,8 +43,6 @@ pub mod logs;
 
 pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
-pub use container::{
-    ContainerSpec, ExitStatus, RunningContainer, STOPPED_COMMAND_EXIT_CODE, start,
-};
+pub use container::{ContainerSpec, ExitStatus, RunningContainer, STOPPED_COMMAND_EXIT_CODE, start};
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
 pub use error::RuntimeError;

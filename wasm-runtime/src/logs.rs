@@ -64,17 +64,8 @@ pub struct CriLine {
 
 /// Formats one entry, newline included. The timestamp always has nine fractional digits so that
 /// entries sort as text too (Go's RFC3339Nano parser, used by kubelet, accepts any width).
-pub fn format_cri_line(
-    timestamp: Timestamp,
-    stream: Stream,
-    partial: bool,
-    content: &[u8],
-) -> Vec<u8> {
-    let head = format!(
-        "{timestamp:.9} {} {} ",
-        stream.as_str(),
-        if partial { "P" } else { "F" }
-    );
+pub fn format_cri_line(timestamp: Timestamp, stream: Stream, partial: bool, content: &[u8]) -> Vec<u8> {
+    let head = format!("{timestamp:.9} {} {} ", stream.as_str(), if partial { "P" } else { "F" });
     let mut entry = Vec::with_capacity(head.len() + content.len() + 1);
     entry.extend_from_slice(head.as_bytes());
     entry.extend_from_slice(content);
@@ -101,12 +92,7 @@ pub fn parse_cri_line(line: &str) -> Option<CriLine> {
     };
     // An empty line is written as "<ts> <stream> F " but tolerate a missing final space.
     let content = parts.next().unwrap_or("").to_string();
-    Some(CriLine {
-        timestamp,
-        stream,
-        partial,
-        content,
-    })
+    Some(CriLine { timestamp, stream, partial, content })
 }
 
 /// Appends CRI entries to one container's log file. Cheap to clone; clones share the file.
@@ -127,9 +113,7 @@ impl CriLogWriter {
             .append(true)
             .open(path)
             .map_err(|e| RuntimeError::io("opening log file", path, e))?;
-        Ok(Self {
-            file: Arc::new(Mutex::new(file)),
-        })
+        Ok(Self { file: Arc::new(Mutex::new(file)) })
     }
 
     /// Writes one complete entry now.
@@ -151,9 +135,7 @@ impl CriLogWriter {
     fn lock(&self) -> MutexGuard<'_, File> {
         // A panic while holding the lock cannot leave the file in a state worse than a torn
         // line, so keep logging rather than propagating the poison.
-        self.file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -181,12 +163,7 @@ impl LineBuffer {
                 }
                 // Either no newline yet or one beyond the limit: only cut when over the limit.
                 _ if rest.len() > MAX_LINE_BYTES => {
-                    out.extend(format_cri_line(
-                        now,
-                        self.stream,
-                        true,
-                        &rest[..MAX_LINE_BYTES],
-                    ));
+                    out.extend(format_cri_line(now, self.stream, true, &rest[..MAX_LINE_BYTES]));
                     start += MAX_LINE_BYTES;
                 }
                 _ => break,
@@ -234,10 +211,7 @@ pub(crate) struct GuestOutput(Arc<Mutex<LineBuffer>>);
 
 impl GuestOutput {
     fn push(&self, bytes: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(bytes);
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(bytes);
     }
 }
 
@@ -290,11 +264,7 @@ impl OutputStream for GuestOutput {
 }
 
 impl tokio::io::AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -314,31 +284,19 @@ mod tests {
 
     fn read_entries(path: &Path) -> Vec<CriLine> {
         let text = std::fs::read_to_string(path).expect("log file readable");
-        text.lines()
-            .map(|l| parse_cri_line(l).expect("every line is a CRI entry"))
-            .collect()
+        text.lines().map(|l| parse_cri_line(l).expect("every line is a CRI entry")).collect()
     }
 
     #[test]
     fn format_then_parse_round_trips() {
-        let ts: Timestamp = "2026-01-02T03:04:05.000000007Z"
-            .parse()
-            .expect("valid timestamp");
+        let ts: Timestamp = "2026-01-02T03:04:05.000000007Z".parse().expect("valid timestamp");
         let entry = format_cri_line(ts, Stream::Stderr, true, b"hello world");
         let text = String::from_utf8(entry).expect("utf-8");
-        assert_eq!(
-            text,
-            "2026-01-02T03:04:05.000000007Z stderr P hello world\n"
-        );
+        assert_eq!(text, "2026-01-02T03:04:05.000000007Z stderr P hello world\n");
         let parsed = parse_cri_line(&text).expect("parses");
         assert_eq!(
             parsed,
-            CriLine {
-                timestamp: ts,
-                stream: Stream::Stderr,
-                partial: true,
-                content: "hello world".into()
-            }
+            CriLine { timestamp: ts, stream: Stream::Stderr, partial: true, content: "hello world".into() }
         );
     }
 
@@ -348,8 +306,7 @@ mod tests {
         assert_eq!(line.content, "");
         assert!(!line.partial);
         assert_eq!(
-            parse_cri_line("2016-10-06T00:17:09.669794202Z stdout F  two spaces")
-                .map(|l| l.content),
+            parse_cri_line("2016-10-06T00:17:09.669794202Z stdout F  two spaces").map(|l| l.content),
             Some(" two spaces".to_string())
         );
         assert!(parse_cri_line("not a log line").is_none());
@@ -369,11 +326,7 @@ mod tests {
         b.write(Bytes::from_static(b"o\n\nthree")).expect("write");
         drop((a, b));
         let contents: Vec<_> = read_entries(&path).into_iter().map(|l| l.content).collect();
-        assert_eq!(
-            contents,
-            ["one", "two", ""],
-            "a half line waits for its newline"
-        );
+        assert_eq!(contents, ["one", "two", ""], "a half line waits for its newline");
         drop(out);
         let entries = read_entries(&path);
         assert_eq!(entries.len(), 4);
@@ -391,14 +344,8 @@ mod tests {
         line.push(b'\n');
         out.push(&line);
         let entries = read_entries(&path);
-        let shape: Vec<_> = entries
-            .iter()
-            .map(|e| (e.partial, e.content.len()))
-            .collect();
-        assert_eq!(
-            shape,
-            [(true, MAX_LINE_BYTES), (true, MAX_LINE_BYTES), (false, 10)]
-        );
+        let shape: Vec<_> = entries.iter().map(|e| (e.partial, e.content.len())).collect();
+        assert_eq!(shape, [(true, MAX_LINE_BYTES), (true, MAX_LINE_BYTES), (false, 10)]);
         assert!(entries.iter().all(|e| e.stream == Stream::Stderr));
     }
 }

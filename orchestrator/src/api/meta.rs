@@ -21,20 +21,14 @@ pub fn uid(obj: &Value) -> &str {
 
 /// `metadata.resourceVersion` as a number, if set and numeric.
 pub fn resource_version(obj: &Value) -> Option<u64> {
-    obj["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
+    obj["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok())
 }
 
 /// `metadata.labels` as (key, value) pairs.
 pub fn labels(obj: &Value) -> Vec<(String, String)> {
     obj["metadata"]["labels"]
         .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
         .unwrap_or_default()
 }
 
@@ -61,9 +55,7 @@ pub fn set_annotation(obj: &mut Value, key: &str, value: &str) {
 
 /// The current time as Kubernetes writes `metav1.Time` (RFC 3339, seconds).
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Parse a `metav1.Time`.
@@ -77,14 +69,7 @@ pub fn new_uid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// The 5-character suffix kube-apiserver appends for `generateName` (no vowels, no digits that
@@ -92,17 +77,12 @@ pub fn new_uid() -> String {
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// The owner reference marked `controller: true`, if any.
 pub fn controller_ref(obj: &Value) -> Option<&Value> {
-    obj["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find(|r| r["controller"].as_bool() == Some(true))
+    obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"].as_bool() == Some(true))
 }
 
 /// An owner reference pointing at `owner` as its controller.
@@ -125,11 +105,7 @@ pub fn is_terminating(obj: &Value) -> bool {
 /// `namespace/name` (or `name` for cluster-scoped objects), for logs and cache keys.
 pub fn key_of(obj: &Value) -> String {
     let ns = namespace(obj);
-    if ns.is_empty() {
-        name(obj).to_string()
-    } else {
-        format!("{ns}/{}", name(obj))
-    }
+    if ns.is_empty() { name(obj).to_string() } else { format!("{ns}/{}", name(obj)) }
 }
 
 #[cfg(test)]

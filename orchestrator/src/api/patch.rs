@@ -38,11 +38,7 @@ pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, Ap
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON Patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::invalid(
-                    "patch",
-                    "",
-                    format!("the JSON Patch could not be applied: {e}"),
-                )
+                ApiError::invalid("patch", "", format!("the JSON Patch could not be applied: {e}"))
             })?;
         }
         PatchType::Merge => {
@@ -53,9 +49,7 @@ pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, Ap
         }
         PatchType::Strategic => {
             let Value::Object(patch) = patch else {
-                return Err(ApiError::bad_request(
-                    "a strategic merge patch must be a JSON object",
-                ));
+                return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
             };
             strategic_merge(&mut doc, patch, &mut Vec::new())?;
         }
@@ -65,9 +59,8 @@ pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, Ap
 
 /// The merge key of a list field, given the path of field names leading to it.
 fn merge_key(path: &[String], field: &str) -> Option<&'static str> {
-    let in_container = path
-        .iter()
-        .any(|p| p == "containers" || p == "initContainers" || p == "ephemeralContainers");
+    let in_container =
+        path.iter().any(|p| p == "containers" || p == "initContainers" || p == "ephemeralContainers");
     Some(match field {
         "containers"
         | "initContainers"
@@ -138,20 +131,12 @@ fn strategic_merge(
             Value::Array(items) => {
                 let merged = if let Some(mk) = merge_key(path, key) {
                     path.push(key.clone());
-                    let current = obj
-                        .get(key)
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
+                    let current = obj.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
                     let merged = merge_keyed_list(current, items, mk, path)?;
                     path.pop();
                     merged
                 } else if is_merged_primitive_list(key) {
-                    let mut current = obj
-                        .get(key)
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
+                    let mut current = obj.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
                     for item in items {
                         if !current.contains(item) {
                             current.push(item.clone());
@@ -161,9 +146,7 @@ fn strategic_merge(
                 } else {
                     items.clone()
                 };
-                let order = patch
-                    .get(&format!("$setElementOrder/{key}"))
-                    .and_then(Value::as_array);
+                let order = patch.get(&format!("$setElementOrder/{key}")).and_then(Value::as_array);
                 let merged = match (order, merge_key(path, key)) {
                     (Some(order), Some(mk)) => reorder(merged, order, mk),
                     _ => merged,
@@ -193,11 +176,7 @@ fn merge_keyed_list(
         };
         if fields.get("$patch").and_then(Value::as_str) == Some("replace") {
             // `$patch: replace` inside a list replaces the whole list with the other items.
-            return Ok(patch
-                .iter()
-                .filter(|i| i.get("$patch").is_none())
-                .cloned()
-                .collect());
+            return Ok(patch.iter().filter(|i| i.get("$patch").is_none()).cloned().collect());
         }
         let id = fields.get(key);
         let pos = id.and_then(|id| current.iter().position(|c| c.get(key) == Some(id)));
@@ -220,12 +199,7 @@ fn merge_keyed_list(
 }
 
 fn reorder(items: Vec<Value>, order: &[Value], key: &str) -> Vec<Value> {
-    let rank = |item: &Value| {
-        order
-            .iter()
-            .position(|o| o.get(key) == item.get(key))
-            .unwrap_or(usize::MAX)
-    };
+    let rank = |item: &Value| order.iter().position(|o| o.get(key) == item.get(key)).unwrap_or(usize::MAX);
     let mut items = items;
     items.sort_by_key(rank);
     items
@@ -266,20 +240,12 @@ mod tests {
         let target = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["x", "y"], "image": "i"}]}}}});
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "args": ["z"], "image": null}]}}}});
         let out = apply(PatchType::Strategic, &target, &patch).expect("patch");
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"][0],
-            json!({"name": "a", "args": ["z"]})
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0], json!({"name": "a", "args": ["z"]}));
     }
 
     #[test]
     fn merge_and_json_patch() {
-        let out = apply(
-            PatchType::Merge,
-            &deployment(),
-            &json!({"spec": {"replicas": 3}}),
-        )
-        .expect("merge");
+        let out = apply(PatchType::Merge, &deployment(), &json!({"spec": {"replicas": 3}})).expect("merge");
         assert_eq!(out["spec"]["replicas"], 3);
         let out = apply(
             PatchType::Json,
@@ -288,18 +254,9 @@ mod tests {
         )
         .expect("json");
         assert_eq!(out["spec"]["replicas"], 5);
-        let err = apply(
-            PatchType::Json,
-            &deployment(),
-            &json!([{"op": "remove", "path": "/nope"}]),
-        )
-        .expect_err("missing path");
+        let err = apply(PatchType::Json, &deployment(), &json!([{"op": "remove", "path": "/nope"}]))
+            .expect_err("missing path");
         assert_eq!(err.code, 422);
-        assert_eq!(
-            apply(PatchType::Merge, &deployment(), &json!([1]))
-                .expect_err("array")
-                .code,
-            400
-        );
+        assert_eq!(apply(PatchType::Merge, &deployment(), &json!([1])).expect_err("array").code, 400);
     }
 }

@@ -58,11 +58,7 @@ impl ResourceType {
 
     /// Storage key prefix of all objects of this type.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            self.group
-        };
+        let group = if self.group.is_empty() { "core" } else { self.group };
         format!("/registry/{group}/{}/", self.plural)
     }
 
@@ -95,17 +91,11 @@ impl ResourceType {
 }
 
 fn check<T: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String> {
-    serde_path_to_error::deserialize::<_, T>(value)
-        .map(|_| ())
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            if path == "." || path.is_empty() {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            }
-        })
+    serde_path_to_error::deserialize::<_, T>(value).map(|_| ()).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() { inner } else { format!("{path}: {inner}") }
+    })
 }
 
 use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
@@ -224,16 +214,12 @@ pub static RESOURCES: &[ResourceType] = &[
 
 /// The resource served at `group`/`version` under `plural`.
 pub fn find_by_plural(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resource for an `apiVersion` + `kind` pair (as written in manifests).
 pub fn find_by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|r| r.api_version() == api_version && r.kind == kind)
+    RESOURCES.iter().find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// The resource a CLI user means by `pods`, `pod`, `po`, `deploy`, `deployments.apps`, `Pod`...
@@ -267,9 +253,7 @@ pub fn groups() -> Vec<&'static str> {
 pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceType> {
     let group = group.to_string();
     let version = version.to_string();
-    RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]
@@ -280,18 +264,9 @@ mod tests {
     #[test]
     fn cli_names_resolve() {
         assert_eq!(find_by_cli_name("po").map(|r| r.kind), Some("Pod"));
-        assert_eq!(
-            find_by_cli_name("deploy").map(|r| r.kind),
-            Some("Deployment")
-        );
-        assert_eq!(
-            find_by_cli_name("deployments.apps").map(|r| r.kind),
-            Some("Deployment")
-        );
-        assert_eq!(
-            find_by_cli_name("Deployment").map(|r| r.kind),
-            Some("Deployment")
-        );
+        assert_eq!(find_by_cli_name("deploy").map(|r| r.kind), Some("Deployment"));
+        assert_eq!(find_by_cli_name("deployments.apps").map(|r| r.kind), Some("Deployment"));
+        assert_eq!(find_by_cli_name("Deployment").map(|r| r.kind), Some("Deployment"));
         assert!(find_by_cli_name("deployments.batch").is_none());
     }
 
@@ -299,11 +274,7 @@ mod tests {
     fn keys_do_not_collide_across_namespaces() {
         let pods = find_by_plural("", "v1", "pods").expect("pods");
         assert_eq!(pods.key("default", "a"), "/registry/core/pods/default/a");
-        assert!(
-            !pods
-                .key("default2", "a")
-                .starts_with(&pods.namespace_prefix(Some("default")))
-        );
+        assert!(!pods.key("default2", "a").starts_with(&pods.namespace_prefix(Some("default"))));
     }
 
     #[test]

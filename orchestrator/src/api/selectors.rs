@@ -36,28 +36,17 @@ fn split_top_level(s: &str) -> Vec<&str> {
         }
     }
     parts.push(&s[start..]);
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 fn parse_set(key: &str, rest: &str, raw: &str) -> Result<(String, Vec<String>), ApiError> {
     let rest = rest.trim();
-    let inner = rest
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unable to parse requirement: {raw:?}: expected a parenthesised value list"
-            ))
-        })?;
-    let values = inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect();
+    let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unable to parse requirement: {raw:?}: expected a parenthesised value list"
+        ))
+    })?;
+    let values = inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
     Ok((key.trim().to_string(), values))
 }
 
@@ -80,15 +69,10 @@ impl LabelSelector {
             } else if let Some((k, rest)) = part.split_once(" in ") {
                 let (k, vs) = parse_set(k, rest, part)?;
                 LabelReq::In(k, vs)
-            } else if part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            {
+            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
                 LabelReq::Exists(part.to_string())
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "unable to parse requirement: {part:?}"
-                )));
+                return Err(ApiError::bad_request(format!("unable to parse requirement: {part:?}")));
             };
             reqs.push(req);
         }
@@ -182,10 +166,7 @@ impl FieldSelector {
 
     /// The name this selector pins (`metadata.name=x`), if any: lets the server skip a scan.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(f, eq, _)| f == "metadata.name" && *eq)
-            .map(|(_, _, v)| v.as_str())
+        self.0.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
     }
 
     /// Does the object satisfy every term?
@@ -228,27 +209,17 @@ mod tests {
             ("!missing", true),
             ("app=web,tier in (back)", false),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).expect(sel).matches(&p),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).expect(sel).matches(&p), want, "{sel}");
         }
     }
 
     #[test]
     fn field_selectors() {
         let p = pod(json!({}));
-        let sel =
-            FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed", "Pod").expect("parse");
+        let sel = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed", "Pod").expect("parse");
         assert!(sel.matches("Pod", &p));
-        assert!(
-            !FieldSelector::parse("metadata.name=q", "Pod")
-                .expect("parse")
-                .matches("Pod", &p)
-        );
-        let err =
-            FieldSelector::parse("spec.nodeName=n1", "ConfigMap").expect_err("not selectable");
+        assert!(!FieldSelector::parse("metadata.name=q", "Pod").expect("parse").matches("Pod", &p));
+        let err = FieldSelector::parse("spec.nodeName=n1", "ConfigMap").expect_err("not selectable");
         assert_eq!(err.code, 400);
     }
 }

@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, reason, message: message.into(), details: None }
     }
 
     /// 400: the request itself is malformed (bad JSON/YAML, bad query parameter).
@@ -34,30 +29,18 @@ impl ApiError {
 
     /// 401: no or unknown credentials.
     pub fn unauthorized() -> Self {
-        Self::new(
-            401,
-            "Unauthorized",
-            "Unauthorized: a valid bearer token is required",
-        )
+        Self::new(401, "Unauthorized", "Unauthorized: a valid bearer token is required")
     }
 
     /// 404 for a named object, worded as kube-apiserver words it.
     pub fn not_found(qualified_resource: &str, name: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("{qualified_resource} \"{name}\" not found"),
-        )
-        .with_details(name, qualified_resource)
+        Self::new(404, "NotFound", format!("{qualified_resource} \"{name}\" not found"))
+            .with_details(name, qualified_resource)
     }
 
     /// 404 for a path we do not serve.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("the server could not find the requested resource ({path})"),
-        )
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
     }
 
     /// 405: the resource exists but not this verb.
@@ -67,12 +50,8 @@ impl ApiError {
 
     /// 409: create of an object that exists.
     pub fn already_exists(qualified_resource: &str, name: &str) -> Self {
-        Self::new(
-            409,
-            "AlreadyExists",
-            format!("{qualified_resource} \"{name}\" already exists"),
-        )
-        .with_details(name, qualified_resource)
+        Self::new(409, "AlreadyExists", format!("{qualified_resource} \"{name}\" already exists"))
+            .with_details(name, qualified_resource)
     }
 
     /// 409: optimistic-concurrency failure.
@@ -113,14 +92,18 @@ impl ApiError {
     }
 
     /// 422: the object fails validation.
+    /// `message` may start with the field path (`spec.replicas: ...`); it becomes the
+    /// `causes` entry kubectl prints as `The Deployment "x" is invalid: spec.replicas: ...`.
     pub fn invalid(kind: &str, name: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        Self::new(
-            422,
-            "Invalid",
-            format!("{kind} \"{name}\" is invalid: {message}"),
-        )
-        .with_details(name, kind)
+        let (field, detail) = match message.split_once(": ") {
+            Some((f, rest)) if !f.is_empty() && !f.contains(' ') => (f.to_string(), rest.to_string()),
+            _ => (String::new(), message.clone()),
+        };
+        let mut err = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {message}"));
+        err.details = Some(json!({"name": name, "kind": kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": detail, "field": field}]}));
+        err
     }
 
     /// 403: refused for policy reasons (e.g. terminating namespace).
@@ -139,9 +122,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, name: &str, qualified_resource: &str) -> Self {
-        let (kind, group) = qualified_resource
-            .split_once('.')
-            .unwrap_or((qualified_resource, ""));
+        let (kind, group) = qualified_resource.split_once('.').unwrap_or((qualified_resource, ""));
         self.details = Some(json!({"name": name, "group": group, "kind": kind}));
         self
     }
@@ -165,10 +146,7 @@ impl ApiError {
 
     /// Rebuild an error from a `Status` a server sent (client side).
     pub fn from_status(code: u16, body: &Value) -> Self {
-        let message = body["message"]
-            .as_str()
-            .unwrap_or("request failed")
-            .to_string();
+        let message = body["message"].as_str().unwrap_or("request failed").to_string();
         let reason = match body["reason"].as_str().unwrap_or("") {
             "NotFound" => "NotFound",
             "AlreadyExists" => "AlreadyExists",
@@ -180,12 +158,7 @@ impl ApiError {
             "BadRequest" => "BadRequest",
             _ => "Unknown",
         };
-        Self {
-            code,
-            reason,
-            message,
-            details: body.get("details").cloned(),
-        }
+        Self { code, reason, message, details: body.get("details").cloned() }
     }
 
     /// True for a 404.

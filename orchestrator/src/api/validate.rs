@@ -11,17 +11,10 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// DNS-1123 subdomain, as Kubernetes validates object names.
 pub fn check_name(name: &str) -> Result<(), String> {
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    let ends_ok = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok_chars =
+        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends_ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
     if name.is_empty() {
         Err("name or generateName is required".into())
     } else if name.len() > 253 || !ok_chars || !ends_ok {
@@ -66,18 +59,10 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Prepare a new object for storage: server-owned metadata, defaults, validation.
-pub fn prepare_create(
-    rt: &ResourceType,
-    namespace: Option<&str>,
-    mut obj: Value,
-) -> Result<Value, ApiError> {
+pub fn prepare_create(rt: &ResourceType, namespace: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
     check_type_meta(rt, &mut obj)?;
     let meta = meta::metadata_mut(&mut obj);
-    let mut name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
     if name.is_empty() {
         if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
             name = format!("{prefix}{}", meta::random_suffix());
@@ -184,10 +169,7 @@ pub fn prepare_update(
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         meta::metadata_mut(&mut new).insert("generation".into(), json!(generation));
     }
-    if rt.kind == "Pod"
-        && scope == WriteScope::Main
-        && !pod_spec_update_allowed(&old["spec"], &new["spec"])
-    {
+    if rt.kind == "Pod" && scope == WriteScope::Main && !pod_spec_update_allowed(&old["spec"], &new["spec"]) {
         return Err(ApiError::invalid(
             rt.kind,
             &name,
@@ -279,14 +261,8 @@ fn default_pod_spec(spec: &mut Value) {
     set_default(spec, "securityContext", json!({}));
     if let Some(containers) = spec["containers"].as_array_mut() {
         for c in containers {
-            let latest = c["image"]
-                .as_str()
-                .is_some_and(|i| !image_has_tag(i) || i.ends_with(":latest"));
-            set_default(
-                c,
-                "imagePullPolicy",
-                json!(if latest { "Always" } else { "IfNotPresent" }),
-            );
+            let latest = c["image"].as_str().is_some_and(|i| !image_has_tag(i) || i.ends_with(":latest"));
+            set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));
             set_default(c, "resources", json!({}));
@@ -317,9 +293,7 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
                 return invalid("spec.selector: Required value".into());
             }
             if spec["replicas"].as_i64().is_some_and(|r| r < 0) {
-                return invalid(
-                    "spec.replicas: Invalid value: must be greater than or equal to 0".into(),
-                );
+                return invalid("spec.replicas: Invalid value: must be greater than or equal to 0".into());
             }
             let labels = &spec["template"]["metadata"]["labels"];
             if let Some(sel) = selector.as_object() {
@@ -349,9 +323,7 @@ fn validate_pod_spec(spec: &Value, at: &str) -> Result<(), String> {
             return Err(format!("{at}.containers[{i}].name: Required value"));
         }
         if names.contains(&cname) {
-            return Err(format!(
-                "{at}.containers[{i}].name: Duplicate value: {cname:?}"
-            ));
+            return Err(format!("{at}.containers[{i}].name: Duplicate value: {cname:?}"));
         }
         names.push(cname);
         if c["image"].as_str().is_none_or(str::is_empty) {
@@ -378,23 +350,22 @@ mod tests {
         assert!(meta::name(&out).starts_with("web-"));
         assert_eq!(out["metadata"]["namespace"], "default");
         assert_eq!(out["spec"]["restartPolicy"], "Always");
-        assert_eq!(
-            out["spec"]["containers"][0]["imagePullPolicy"],
-            "IfNotPresent"
-        );
+        assert_eq!(out["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
         assert_eq!(out["status"]["phase"], "Pending");
     }
 
     #[test]
     fn create_rejects_bad_input_with_named_fields() {
-        let no_name = prepare_create(
+        let no_name =
+            prepare_create(pods(), None, json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}))
+                .expect_err("no name");
+        assert_eq!(no_name.code, 422);
+        let bad_name = prepare_create(
             pods(),
             None,
-            json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}),
+            json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
         )
-        .expect_err("no name");
-        assert_eq!(no_name.code, 422);
-        let bad_name = prepare_create(pods(), None, json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})).expect_err("name");
+        .expect_err("name");
         assert!(bad_name.message.contains("RFC 1123"));
         let no_image = prepare_create(
             pods(),
@@ -402,29 +373,14 @@ mod tests {
             json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
         )
         .expect_err("image");
-        assert!(
-            no_image.message.contains("spec.containers[0].image"),
-            "{}",
-            no_image.message
-        );
-        let wrong_kind = prepare_create(
-            pods(),
-            None,
-            json!({"kind": "Service", "metadata": {"name": "p"}}),
-        )
-        .expect_err("kind");
+        assert!(no_image.message.contains("spec.containers[0].image"), "{}", no_image.message);
+        let wrong_kind = prepare_create(pods(), None, json!({"kind": "Service", "metadata": {"name": "p"}}))
+            .expect_err("kind");
         assert_eq!(wrong_kind.code, 400);
-        let wrong_type = prepare_create(
-            pods(),
-            None,
-            json!({"metadata": {"name": "p"}, "spec": {"containers": "nope"}}),
-        )
-        .expect_err("type");
-        assert!(
-            wrong_type.message.contains("spec.containers"),
-            "{}",
-            wrong_type.message
-        );
+        let wrong_type =
+            prepare_create(pods(), None, json!({"metadata": {"name": "p"}, "spec": {"containers": "nope"}}))
+                .expect_err("type");
+        assert!(wrong_type.message.contains("spec.containers"), "{}", wrong_type.message);
     }
 
     #[test]
@@ -442,9 +398,6 @@ mod tests {
         scaled["status"] = json!({"replicas": 99});
         let bumped = prepare_update(deploy, &created, scaled, WriteScope::Main).expect("update");
         assert_eq!(bumped["metadata"]["generation"], 2);
-        assert!(
-            bumped["status"].is_null(),
-            "main endpoint must not write status"
-        );
+        assert!(bumped["status"].is_null(), "main endpoint must not write status");
     }
 }

@@ -10,8 +10,8 @@ pub fn from_str_single(text: &str) -> Result<Value, String> {
 
 /// Parse a multi-document YAML stream (`---` separated), skipping empty documents.
 pub fn from_str_multi(text: &str) -> Result<Vec<Value>, String> {
-    let docs = serde_saphyr::from_multiple::<Value>(text)
-        .map_err(|e| format!("the YAML is not valid: {e}"))?;
+    let docs =
+        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("the YAML is not valid: {e}"))?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -53,10 +53,7 @@ mod tests {
                 (b'a' + i - 1) as char
             ));
         }
-        assert!(
-            from_str_single(&bomb).is_err(),
-            "10^12 expansions must hit the budget"
-        );
+        assert!(from_str_single(&bomb).is_err(), "10^12 expansions must hit the budget");
     }
 
     #[test]

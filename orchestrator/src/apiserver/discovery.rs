@@ -6,16 +6,7 @@ use serde_json::{Value, json};
 
 use crate::api::resources::{self, RESOURCES, ResourceType};
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// `GET /version`.
 pub fn version() -> Value {
@@ -77,28 +68,16 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
 
 /// `GET /api/v1` or `GET /apis/{group}/{version}`, if served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let list: Vec<Value> = resources::in_group_version(group, version)
-        .flat_map(resource_entries)
-        .collect();
+    let list: Vec<Value> = resources::in_group_version(group, version).flat_map(resource_entries).collect();
     if list.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
-    )
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
 }
 
 fn gv_key(group: &str) -> String {
-    if group.is_empty() {
-        "api/v1".into()
-    } else {
-        format!("apis/{group}/v1")
-    }
+    if group.is_empty() { "api/v1".into() } else { format!("apis/{group}/v1") }
 }
 
 /// `GET /openapi/v3`: where each group-version's document lives.
@@ -108,7 +87,10 @@ pub fn openapi_root() -> Value {
     groups.extend(resources::groups());
     for g in groups {
         let key = gv_key(g);
-        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", env!("CARGO_PKG_VERSION"))}));
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", env!("CARGO_PKG_VERSION"))}),
+        );
     }
     json!({"paths": paths})
 }
@@ -117,10 +99,7 @@ pub fn openapi_root() -> Value {
 /// group-version-kind and declaring the `fieldValidation` parameter (what kubectl's validator
 /// checks). Schemas are left open: the server validates types itself.
 pub fn openapi_document(gv_path: &str) -> Option<Value> {
-    let rts: Vec<&ResourceType> = RESOURCES
-        .iter()
-        .filter(|rt| gv_key(rt.group) == gv_path)
-        .collect();
+    let rts: Vec<&ResourceType> = RESOURCES.iter().filter(|rt| gv_key(rt.group) == gv_path).collect();
     if rts.is_empty() {
         return None;
     }
@@ -133,10 +112,8 @@ pub fn openapi_document(gv_path: &str) -> Option<Value> {
             {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
         ]);
         let body = |types: &[&str]| {
-            let content: serde_json::Map<String, Value> = types
-                .iter()
-                .map(|t| (t.to_string(), json!({"schema": {"type": "object"}})))
-                .collect();
+            let content: serde_json::Map<String, Value> =
+                types.iter().map(|t| (t.to_string(), json!({"schema": {"type": "object"}}))).collect();
             json!({"content": content})
         };
         let op = |verb: &str, types: Option<&[&str]>| {
@@ -146,15 +123,7 @@ pub fn openapi_document(gv_path: &str) -> Option<Value> {
             }
             o
         };
-        let base = format!(
-            "/{}{}",
-            gv_path,
-            if rt.namespaced {
-                "/namespaces/{namespace}"
-            } else {
-                ""
-            }
-        );
+        let base = format!("/{}{}", gv_path, if rt.namespaced { "/namespaces/{namespace}" } else { "" });
         let collection = format!("{base}/{}", rt.plural);
         paths.insert(collection.clone(), json!({"get": op("list", None), "post": op("post", Some(&["application/json", "application/yaml"]))}));
         paths.insert(format!("{collection}/{{name}}"), json!({

@@ -33,8 +33,7 @@ fn name_of(path: &ResourcePath) -> &str {
 }
 
 fn key_of(path: &ResourcePath) -> String {
-    path.rt
-        .key(path.namespace.as_deref().unwrap_or(""), name_of(path))
+    path.rt.key(path.namespace.as_deref().unwrap_or(""), name_of(path))
 }
 
 /// Stamp `apiVersion`/`kind` (never trust what was stored to have them).
@@ -45,11 +44,7 @@ fn typed(rt: &ResourceType, mut obj: Value) -> Value {
 }
 
 /// `GET` one object (as a Table when kubectl asks for one).
-pub async fn get(
-    state: &ApiState,
-    path: &ResourcePath,
-    want_table: bool,
-) -> Result<Response, ApiError> {
+pub async fn get(state: &ApiState, path: &ResourcePath, want_table: bool) -> Result<Response, ApiError> {
     let key = key_of(path);
     let store = state.store.clone();
     let obj = blocking(move || store.get(&key))
@@ -57,10 +52,7 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(&path.rt.qualified(), name_of(path)))?;
     if want_table {
         let rv = meta::resource_version(&obj).unwrap_or(0);
-        return Ok(json_response(
-            StatusCode::OK,
-            &super::tables::table(path.rt.kind, &[obj], rv),
-        ));
+        return Ok(json_response(StatusCode::OK, &super::tables::table(path.rt.kind, &[obj], rv)));
     }
     Ok(json_response(StatusCode::OK, &typed(path.rt, obj)))
 }
@@ -81,10 +73,7 @@ impl Filters {
     ) -> Result<Self, ApiError> {
         Ok(Self {
             labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?,
-            fields: FieldSelector::parse(
-                query.get("fieldSelector").map_or("", String::as_str),
-                rt.kind,
-            )?,
+            fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str), rt.kind)?,
         })
     }
 
@@ -104,15 +93,9 @@ pub async fn list(
     let prefix = path.rt.namespace_prefix(path.namespace.as_deref());
     let store = state.store.clone();
     let (items, rv) = blocking(move || store.list(&prefix)).await??;
-    let items: Vec<Value> = items
-        .into_iter()
-        .filter(|o| filters.matches(path.rt.kind, o))
-        .collect();
+    let items: Vec<Value> = items.into_iter().filter(|o| filters.matches(path.rt.kind, o)).collect();
     if want_table {
-        return Ok(json_response(
-            StatusCode::OK,
-            &super::tables::table(path.rt.kind, &items, rv),
-        ));
+        return Ok(json_response(StatusCode::OK, &super::tables::table(path.rt.kind, &items, rv)));
     }
     let items: Vec<Value> = items.into_iter().map(|o| typed(path.rt, o)).collect();
     let body = json!({"kind": path.rt.list_kind(), "apiVersion": path.rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items});
@@ -142,16 +125,9 @@ async fn check_namespace(
 }
 
 /// `POST` to a collection.
-pub async fn create(
-    state: &ApiState,
-    path: &ResourcePath,
-    body: Value,
-) -> Result<Response, ApiError> {
+pub async fn create(state: &ApiState, path: &ResourcePath, body: Value) -> Result<Response, ApiError> {
     let rt = path.rt;
-    let ns = path
-        .namespace
-        .clone()
-        .or_else(|| rt.namespaced.then(|| "default".to_string()));
+    let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
     check_namespace(state, rt, ns.as_deref()).await?;
     let obj = validate::prepare_create(rt, ns.as_deref(), body)?;
     let key = rt.key(meta::namespace(&obj), meta::name(&obj));
@@ -170,10 +146,7 @@ pub async fn create(
 
 /// Check a client-sent resourceVersion against the stored one.
 fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Result<(), ApiError> {
-    match sent["metadata"]["resourceVersion"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-    {
+    match sent["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
         Some(rv) if Some(rv) != current["metadata"]["resourceVersion"].as_str() => {
             Err(ApiError::conflict(&rt.qualified(), meta::name(current)))
         }
@@ -184,9 +157,7 @@ fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Resul
 /// What to do with an updated object: an object being deleted whose last finalizer went away is
 /// removed for good.
 fn store_or_finish(obj: Value) -> Mutation {
-    let finalizers_left = obj["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
+    let finalizers_left = obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     if meta::is_terminating(&obj) && !finalizers_left && obj["kind"] != "Pod" {
         Mutation::Delete
     } else {
@@ -209,9 +180,7 @@ pub async fn update(
         store.mutate::<ApiError, _>(&key, |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             check_precondition(rt, &current, &body)?;
-            Ok(store_or_finish(validate::prepare_update(
-                rt, &current, body, scope,
-            )?))
+            Ok(store_or_finish(validate::prepare_update(rt, &current, body, scope)?))
         })
     })
     .await??;
@@ -227,10 +196,7 @@ pub async fn patch(
     scope: WriteScope,
 ) -> Result<Response, ApiError> {
     let rt = path.rt;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
     let key = key_of(path);
@@ -239,28 +205,17 @@ pub async fn patch(
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
-            let patched = patch::apply(kind, &current, &body).map_err(|e| {
-                if e.code == 422 {
-                    ApiError::invalid(rt.kind, &name, e.message)
-                } else {
-                    e
-                }
-            })?;
+            let patched = patch::apply(kind, &current, &body)
+                .map_err(|e| if e.code == 422 { ApiError::invalid(rt.kind, &name, e.message) } else { e })?;
             check_precondition(rt, &current, &patched)?;
-            Ok(store_or_finish(validate::prepare_update(
-                rt, &current, patched, scope,
-            )?))
+            Ok(store_or_finish(validate::prepare_update(rt, &current, patched, scope)?))
         })
     })
     .await??;
     finish_write(rt, path, stored)
 }
 
-fn finish_write(
-    rt: &ResourceType,
-    path: &ResourcePath,
-    stored: Option<Value>,
-) -> Result<Response, ApiError> {
+fn finish_write(rt: &ResourceType, path: &ResourcePath, stored: Option<Value>) -> Result<Response, ApiError> {
     let obj = stored.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
     Ok(json_response(StatusCode::OK, &typed(rt, obj)))
 }
@@ -286,9 +241,7 @@ impl DeleteOptions {
         if let Some(b) = body {
             opts.grace_period = b["gracePeriodSeconds"].as_i64();
             opts.uid = b["preconditions"]["uid"].as_str().map(str::to_string);
-            opts.resource_version = b["preconditions"]["resourceVersion"]
-                .as_str()
-                .map(str::to_string);
+            opts.resource_version = b["preconditions"]["resourceVersion"].as_str().map(str::to_string);
         }
         if let Some(g) = query.get("gracePeriodSeconds") {
             opts.grace_period = Some(g.parse().map_err(|_| {
@@ -301,11 +254,7 @@ impl DeleteOptions {
 
 /// Decide what a delete does to the current object: graceful pod termination and finalizers
 /// keep it (marked with deletionTimestamp); otherwise it goes.
-fn delete_decision(
-    rt: &ResourceType,
-    mut obj: Value,
-    opts: &DeleteOptions,
-) -> Result<Mutation, ApiError> {
+fn delete_decision(rt: &ResourceType, mut obj: Value, opts: &DeleteOptions) -> Result<Mutation, ApiError> {
     let name = meta::name(&obj).to_string();
     if opts.uid.as_deref().is_some_and(|u| u != meta::uid(&obj))
         || opts
@@ -315,14 +264,10 @@ fn delete_decision(
     {
         return Err(ApiError::conflict(&rt.qualified(), &name));
     }
-    let has_finalizers = obj["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
+    let has_finalizers = obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     // A pod on a node is stopped by that node's agent, which then deletes it with grace 0.
     let graceful_pod = rt.kind == "Pod"
-        && obj["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty())
+        && obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
         && !is_finished(&obj);
     let grace = opts
         .grace_period
@@ -338,10 +283,7 @@ fn delete_decision(
             .checked_add(jiff::SignedDuration::from_secs(grace))
             .unwrap_or_else(|_| jiff::Timestamp::now());
         let m = meta::metadata_mut(&mut obj);
-        m.insert(
-            "deletionTimestamp".into(),
-            json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-        );
+        m.insert("deletionTimestamp".into(), json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         return Ok(Mutation::Put(obj));
     }
@@ -358,10 +300,7 @@ fn delete_decision(
 }
 
 fn is_finished(pod: &Value) -> bool {
-    matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    )
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 /// `DELETE` one object.

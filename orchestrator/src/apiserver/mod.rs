@@ -54,28 +54,16 @@ pub struct ApiState {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("store task failed: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("store task failed: {e}")))
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response()
+    (status, [(http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 pub(crate) fn stream_response(body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -88,48 +76,43 @@ impl IntoResponse for ApiError {
 /// Build the router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route(
-            "/version",
-            get(|| async { json_response(StatusCode::OK, &discovery::version()) }),
-        )
+        .route("/version", get(|| async { json_response(StatusCode::OK, &discovery::version()) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/api",
-            get(|| async { json_response(StatusCode::OK, &discovery::core_versions()) }),
-        )
+        .route("/api", get(|| async { json_response(StatusCode::OK, &discovery::core_versions()) }))
         .route("/api/v1", get(|| async { gv_resources("", "v1") }))
-        .route(
-            "/apis",
-            get(|| async { json_response(StatusCode::OK, &discovery::group_list()) }),
-        )
+        .route("/apis", get(|| async { json_response(StatusCode::OK, &discovery::group_list()) }))
         .route(
             "/apis/{group}",
             get(|Path(group): Path<String>| async move {
                 discovery::group(&group)
                     .map(|g| json_response(StatusCode::OK, &g))
-                    .unwrap_or_else(|| {
-                        ApiError::no_route(&format!("/apis/{group}")).into_response()
-                    })
+                    .unwrap_or_else(|| ApiError::no_route(&format!("/apis/{group}")).into_response())
             }),
         )
         .route(
             "/apis/{group}/{version}",
             get(|Path((g, v)): Path<(String, String)>| async move { gv_resources(&g, &v) }),
         )
+        // An empty OpenAPI v2 document (zero protobuf bytes): kubectl falls back to v2 for kinds
+        // the v3 documents do not declare, and without it reports "failed to download openapi"
+        // instead of "no matches for kind". Sent as octet-stream: client-go's media-type parser
+        // rejects the `@` in the protobuf type name, and it decodes the body as protobuf anyway.
         .route(
-            "/openapi/v3",
-            get(|| async { json_response(StatusCode::OK, &discovery::openapi_root()) }),
+            "/openapi/v2",
+            get(|| async {
+                (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/octet-stream")], Vec::<u8>::new())
+                    .into_response()
+            }),
         )
+        .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &discovery::openapi_root()) }))
         .route(
             "/openapi/v3/{*path}",
             get(|Path(path): Path<String>| async move {
                 discovery::openapi_document(&path)
                     .map(|d| json_response(StatusCode::OK, &d))
-                    .unwrap_or_else(|| {
-                        ApiError::no_route(&format!("/openapi/v3/{path}")).into_response()
-                    })
+                    .unwrap_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")).into_response())
             }),
         )
         .route("/api/v1/{*rest}", any(core_resource))
@@ -143,11 +126,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ok").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the cluster is still starting",
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the cluster is still starting").into_response()
     }
 }
 
@@ -159,10 +138,7 @@ fn gv_resources(group: &str, version: &str) -> Response {
 }
 
 async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let open = matches!(
-        req.uri().path(),
-        "/healthz" | "/livez" | "/readyz" | "/version"
-    );
+    let open = matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz" | "/version");
     let token = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -176,14 +152,8 @@ async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -
     }
 }
 
-async fn core_resource(
-    State(state): State<ApiState>,
-    Path(rest): Path<String>,
-    req: Request,
-) -> Response {
-    dispatch(state, "", "v1", &rest, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+async fn core_resource(State(state): State<ApiState>, Path(rest): Path<String>, req: Request) -> Response {
+    dispatch(state, "", "v1", &rest, req).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn group_resource(
@@ -191,9 +161,7 @@ async fn group_resource(
     Path((group, version, rest)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    dispatch(state, &group, &version, &rest, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    dispatch(state, &group, &version, &rest, req).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 fn is_true(q: &std::collections::HashMap<String, String>, key: &str) -> bool {
@@ -222,13 +190,7 @@ async fn dispatch(
         (&Method::GET, false, None) => {
             let filters = handlers::Filters::from_query(path.rt, &query)?;
             if is_true(&query, "watch") {
-                watch::watch(
-                    &state,
-                    &path,
-                    filters,
-                    watch::WatchParams::from_query(&query)?,
-                )
-                .await
+                watch::watch(&state, &path, filters, watch::WatchParams::from_query(&query)?).await
             } else {
                 handlers::list(&state, &path, filters, table).await
             }
@@ -258,47 +220,26 @@ async fn dispatch(
             handlers::patch(&state, &path, &headers, body, scope(sub.as_deref())).await
         }
         (&Method::PATCH, true, Some("scale")) => {
-            let content_type = headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let content_type =
+                headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let kind = PatchType::from_content_type(content_type)
                 .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
             let body = decode_patch(&headers, body).await?;
-            subresources::scale(
-                &state,
-                &path,
-                Some(subresources::ScaleWrite::Patch(kind, body)),
-            )
-            .await
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Patch(kind, body))).await
         }
         (&Method::DELETE, true, None) => {
             let bytes = request::read_body(body).await?;
-            let options = if bytes.is_empty() {
-                None
-            } else {
-                Some(request::decode_body(&headers, &bytes)?)
-            };
-            handlers::delete(
-                &state,
-                &path,
-                handlers::DeleteOptions::parse(options.as_ref(), &query)?,
-            )
-            .await
+            let options = if bytes.is_empty() { None } else { Some(request::decode_body(&headers, &bytes)?) };
+            handlers::delete(&state, &path, handlers::DeleteOptions::parse(options.as_ref(), &query)?).await
         }
-        (method, _, _) => Err(ApiError::method_not_allowed(format!(
-            "{method} is not supported on {}",
-            parts.uri.path()
-        ))),
+        (method, _, _) => {
+            Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", parts.uri.path())))
+        }
     }
 }
 
 fn scope(sub: Option<&str>) -> WriteScope {
-    if sub == Some("status") {
-        WriteScope::Status
-    } else {
-        WriteScope::Main
-    }
+    if sub == Some("status") { WriteScope::Status } else { WriteScope::Main }
 }
 
 async fn create(
@@ -317,10 +258,7 @@ async fn decode_patch(headers: &HeaderMap, body: Body) -> Result<Value, ApiError
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the patch body is empty"));
     }
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("application/apply-patch") {
         return Err(ApiError::unsupported_media_type(content_type));
     }

@@ -29,8 +29,7 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> 
             if meta::is_terminating(&ns) {
                 return Ok(Mutation::Keep);
             }
-            meta::metadata_mut(&mut ns)
-                .insert("deletionTimestamp".into(), serde_json::json!(meta::now()));
+            meta::metadata_mut(&mut ns).insert("deletionTimestamp".into(), serde_json::json!(meta::now()));
             ns["status"]["phase"] = serde_json::json!("Terminating");
             Ok(Mutation::Put(ns))
         })
@@ -49,13 +48,7 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> 
             };
             // Boxed: deleting a namespace deletes objects through the generic delete, which
             // itself dispatches namespaces here.
-            match Box::pin(handlers::delete(
-                state,
-                &path,
-                handlers::DeleteOptions::default(),
-            ))
-            .await
-            {
+            match Box::pin(handlers::delete(state, &path, handlers::DeleteOptions::default())).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
@@ -64,14 +57,7 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> 
     }
     let key = namespaces.key("", name);
     let store = state.store.clone();
-    let gone =
-        blocking(move || store.mutate::<ApiError, _>(&key, |_| Ok(Mutation::Delete))).await??;
-    let uid = gone
-        .as_ref()
-        .map(|o| meta::uid(o).to_string())
-        .unwrap_or_default();
-    Ok(json_response(
-        StatusCode::OK,
-        &success_status(name, "", "namespaces", &uid),
-    ))
+    let gone = blocking(move || store.mutate::<ApiError, _>(&key, |_| Ok(Mutation::Delete))).await??;
+    let uid = gone.as_ref().map(|o| meta::uid(o).to_string()).unwrap_or_default();
+    Ok(json_response(StatusCode::OK, &success_status(name, "", "namespaces", &uid)))
 }

@@ -95,17 +95,13 @@ fn percent_decode(s: &str) -> String {
 
 /// Read the body with the size limit, as raw bytes.
 pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
 }
 
 /// Decode a JSON or YAML body (by Content-Type) into a JSON value, with a nesting limit.
 pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+    let content_type =
+        headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
@@ -126,15 +122,9 @@ pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError>
 
 /// Whether the client asked for a server-side Table (`kubectl get`).
 pub fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|accept| {
-            accept
-                .split(',')
-                .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
-        })
+    headers.get_all(http::header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
+        accept.split(',').any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
+    })
 }
 
 #[cfg(test)]
@@ -145,30 +135,16 @@ mod tests {
     fn paths_resolve() {
         let p = parse_path("", "v1", "namespaces/default/pods/web/log").expect("pod log");
         assert_eq!(
-            (
-                p.rt.kind,
-                p.namespace.as_deref(),
-                p.name.as_deref(),
-                p.subresource.as_deref()
-            ),
+            (p.rt.kind, p.namespace.as_deref(), p.name.as_deref(), p.subresource.as_deref()),
             ("Pod", Some("default"), Some("web"), Some("log"))
         );
         let p = parse_path("", "v1", "namespaces/default").expect("namespace");
-        assert_eq!(
-            (p.rt.kind, p.name.as_deref()),
-            ("Namespace", Some("default"))
-        );
+        assert_eq!((p.rt.kind, p.name.as_deref()), ("Namespace", Some("default")));
         let p = parse_path("", "v1", "namespaces/x/status").expect("namespace status");
-        assert_eq!(
-            (p.rt.kind, p.subresource.as_deref()),
-            ("Namespace", Some("status"))
-        );
+        assert_eq!((p.rt.kind, p.subresource.as_deref()), ("Namespace", Some("status")));
         let p = parse_path("", "v1", "pods").expect("all pods");
         assert!(p.namespace.is_none() && p.name.is_none());
-        assert!(
-            parse_path("", "v1", "pods/x").is_err(),
-            "namespaced objects need a namespace"
-        );
+        assert!(parse_path("", "v1", "pods/x").is_err(), "namespaced objects need a namespace");
         assert!(parse_path("", "v1", "widgets").is_err());
         assert!(parse_path("apps", "v1", "namespaces/d/deployments/x/scale").is_ok());
     }

@@ -21,11 +21,7 @@ use crate::{
 fn scale_of(obj: &Value) -> Value {
     let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
         .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
         .unwrap_or_default();
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -65,20 +61,13 @@ pub async fn scale(
                 ScaleWrite::Replace(v) => v,
                 ScaleWrite::Patch(kind, p) => patch::apply(kind, &old_scale, &p)?,
             };
-            if let Some(rv) = new_scale["metadata"]["resourceVersion"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-            {
+            if let Some(rv) = new_scale["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
                 if Some(rv) != current["metadata"]["resourceVersion"].as_str() {
                     return Err(ApiError::conflict(&rt.qualified(), &name));
                 }
             }
             let replicas = new_scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-                ApiError::invalid(
-                    "Scale",
-                    &name,
-                    "spec.replicas: Required value: must be an integer",
-                )
+                ApiError::invalid("Scale", &name, "spec.replicas: Required value: must be an integer")
             })?;
             if replicas < 0 {
                 return Err(ApiError::invalid(
@@ -89,12 +78,7 @@ pub async fn scale(
             }
             let mut next = current.clone();
             next["spec"]["replicas"] = json!(replicas);
-            Ok(Mutation::Put(validate::prepare_update(
-                rt,
-                &current,
-                next,
-                WriteScope::Main,
-            )?))
+            Ok(Mutation::Put(validate::prepare_update(rt, &current, next, WriteScope::Main)?))
         })
     })
     .await??
@@ -103,11 +87,7 @@ pub async fn scale(
 }
 
 /// `POST pods/{name}/binding`: assign the pod to a node, once.
-pub async fn bind(
-    state: &ApiState,
-    path: &ResourcePath,
-    body: Value,
-) -> Result<Response, ApiError> {
+pub async fn bind(state: &ApiState, path: &ResourcePath, body: Value) -> Result<Response, ApiError> {
     let rt = path.rt;
     let name = path.name.clone().unwrap_or_default();
     let node = body["target"]["name"]
@@ -153,14 +133,10 @@ fn pick_container(pod: &Value, asked: Option<&String>) -> Result<String, ApiErro
         return if names.contains(&c.as_str()) {
             Ok(c.clone())
         } else {
-            Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {pod_name}"
-            )))
+            Err(ApiError::bad_request(format!("container {c} is not valid for pod {pod_name}")))
         };
     }
-    if let Some(d) =
-        pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str()
-    {
+    if let Some(d) = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str() {
         return Ok(d.to_string());
     }
     match names.as_slice() {
@@ -174,10 +150,7 @@ fn pick_container(pod: &Value, asked: Option<&String>) -> Result<String, ApiErro
 
 /// Where a node's agent serves logs: its InternalIP and kubelet port.
 fn node_endpoint(node: &Value) -> Option<String> {
-    let ip = node["status"]["addresses"]
-        .as_array()?
-        .iter()
-        .find(|a| a["type"] == "InternalIP")?["address"]
+    let ip = node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"]
         .as_str()?
         .to_string();
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64()?;
@@ -195,40 +168,27 @@ pub async fn log(
     let ns = path.namespace.clone().unwrap_or_default();
     let key = path.rt.key(&ns, &name);
     let store = state.store.clone();
-    let pod = blocking(move || store.get(&key))
-        .await??
-        .ok_or_else(|| ApiError::not_found("pods", &name))?;
+    let pod = blocking(move || store.get(&key)).await??.ok_or_else(|| ApiError::not_found("pods", &name))?;
     let container = pick_container(&pod, query.get("container"))?;
     let node_name = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| {
-        ApiError::bad_request(format!("container \"{container}\" in pod \"{name}\" is waiting to start: the pod is not scheduled yet"))
+        ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: the pod is not scheduled yet"
+        ))
     })?;
-    let nodes = crate::api::find_by_kind("v1", "Node")
-        .ok_or_else(|| ApiError::internal("nodes not served"))?;
+    let nodes =
+        crate::api::find_by_kind("v1", "Node").ok_or_else(|| ApiError::internal("nodes not served"))?;
     let node_key = nodes.key("", node_name);
     let store = state.store.clone();
     let node = blocking(move || store.get(&node_key))
         .await??
         .ok_or_else(|| ApiError::not_found("nodes", node_name))?;
     let endpoint = node_endpoint(&node).ok_or_else(|| {
-        ApiError::unavailable(format!(
-            "node {node_name} does not say where it serves logs"
-        ))
+        ApiError::unavailable(format!("node {node_name} does not say where it serves logs"))
     })?;
-    let url = format!(
-        "http://{endpoint}/containerLogs/{ns}/{name}/{container}?{}",
-        raw_query.unwrap_or("")
-    );
-    let response = state
-        .http
-        .get(&url)
-        .bearer_auth(&state.node_token)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(format!(
-                "could not reach the agent of node {node_name} at {endpoint}: {e}"
-            ))
-        })?;
+    let url = format!("http://{endpoint}/containerLogs/{ns}/{name}/{container}?{}", raw_query.unwrap_or(""));
+    let response = state.http.get(&url).bearer_auth(&state.node_token).send().await.map_err(|e| {
+        ApiError::unavailable(format!("could not reach the agent of node {node_name} at {endpoint}: {e}"))
+    })?;
     let status = response.status().as_u16();
     if status != 200 {
         let body = response.text().await.unwrap_or_default();

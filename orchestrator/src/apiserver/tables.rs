@@ -79,13 +79,7 @@ fn columns(kind: &str) -> Vec<(&'static str, u8)> {
         ],
         "ConfigMap" => vec![("Name", 0), ("Data", 0), ("Age", 0)],
         "Secret" => vec![("Name", 0), ("Type", 0), ("Data", 0), ("Age", 0)],
-        "Event" => vec![
-            ("Last Seen", 0),
-            ("Type", 0),
-            ("Reason", 0),
-            ("Object", 0),
-            ("Message", 0),
-        ],
+        "Event" => vec![("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0), ("Message", 0)],
         _ => vec![("Name", 0), ("Age", 0)],
     }
 }
@@ -105,19 +99,10 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
     let status = &obj["status"];
     let cells: Vec<String> = match kind {
         "Pod" => {
-            let statuses = status["containerStatuses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let statuses = status["containerStatuses"].as_array().cloned().unwrap_or_default();
             let total = spec["containers"].as_array().map_or(0, Vec::len);
-            let ready = statuses
-                .iter()
-                .filter(|c| c["ready"].as_bool() == Some(true))
-                .count();
-            let restarts: i64 = statuses
-                .iter()
-                .filter_map(|c| c["restartCount"].as_i64())
-                .sum();
+            let ready = statuses.iter().filter(|c| c["ready"].as_bool() == Some(true)).count();
+            let restarts: i64 = statuses.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
             vec![
                 name,
                 format!("{ready}/{total}"),
@@ -138,10 +123,7 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                     spec["replicas"].as_i64().unwrap_or(0)
                 ),
                 status["updatedReplicas"].as_i64().unwrap_or(0).to_string(),
-                status["availableReplicas"]
-                    .as_i64()
-                    .unwrap_or(0)
-                    .to_string(),
+                status["availableReplicas"].as_i64().unwrap_or(0).to_string(),
                 age,
                 containers,
                 images,
@@ -192,13 +174,7 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
         "Service" => {
             let ports = spec["ports"].as_array().map(|ps| {
                 ps.iter()
-                    .map(|p| {
-                        format!(
-                            "{}/{}",
-                            s(&p["port"]),
-                            p["protocol"].as_str().unwrap_or("TCP")
-                        )
-                    })
+                    .map(|p| format!("{}/{}", s(&p["port"]), p["protocol"].as_str().unwrap_or("TCP")))
                     .collect::<Vec<_>>()
                     .join(",")
             });
@@ -217,28 +193,18 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 + obj["binaryData"].as_object().map_or(0, |m| m.len());
             vec![name, n.to_string(), age]
         }
-        "Secret" => vec![
-            name,
-            s(&obj["type"]),
-            obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
-            age,
-        ],
+        "Secret" => {
+            vec![name, s(&obj["type"]), obj["data"].as_object().map_or(0, |m| m.len()).to_string(), age]
+        }
         "Event" => {
-            let seen = if obj["lastTimestamp"].is_string() {
-                &obj["lastTimestamp"]
-            } else {
-                &obj["eventTime"]
-            };
+            let seen =
+                if obj["lastTimestamp"].is_string() { &obj["lastTimestamp"] } else { &obj["eventTime"] };
             let involved = &obj["involvedObject"];
             vec![
                 age_of(seen),
                 s(&obj["type"]),
                 s(&obj["reason"]),
-                format!(
-                    "{}/{}",
-                    s(&involved["kind"]).to_lowercase(),
-                    s(&involved["name"])
-                ),
+                format!("{}/{}", s(&involved["kind"]).to_lowercase(), s(&involved["name"])),
                 s(&obj["message"]),
             ]
         }
@@ -252,24 +218,11 @@ pub fn pod_status(pod: &Value) -> String {
     if meta::is_terminating(pod) {
         return "Terminating".into();
     }
-    let mut reason = pod["status"]["phase"]
-        .as_str()
-        .unwrap_or("Pending")
-        .to_string();
-    for c in pod["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(r) = c["state"]["waiting"]["reason"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-        {
+    let mut reason = pod["status"]["phase"].as_str().unwrap_or("Pending").to_string();
+    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        if let Some(r) = c["state"]["waiting"]["reason"].as_str().filter(|r| !r.is_empty()) {
             reason = r.to_string();
-        } else if let Some(r) = c["state"]["terminated"]["reason"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-        {
+        } else if let Some(r) = c["state"]["terminated"]["reason"].as_str().filter(|r| !r.is_empty()) {
             reason = r.to_string();
         }
     }
@@ -284,10 +237,7 @@ fn or_none(v: &Value) -> String {
 }
 
 fn containers_and_images(pod_spec: &Value) -> (String, String) {
-    let containers = pod_spec["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let containers = pod_spec["containers"].as_array().cloned().unwrap_or_default();
     let names: Vec<String> = containers.iter().map(|c| s(&c["name"])).collect();
     let images: Vec<String> = containers.iter().map(|c| s(&c["image"])).collect();
     (names.join(","), images.join(","))
@@ -298,11 +248,7 @@ fn selector(sel: &Value) -> String {
         .as_object()
         .map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect())
         .unwrap_or_default();
-    if parts.is_empty() {
-        "<none>".into()
-    } else {
-        parts.join(",")
-    }
+    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
 }
 
 fn age(ts: &Value) -> String {
@@ -346,10 +292,7 @@ mod tests {
         let pod = json!({"metadata": {"name": "p", "creationTimestamp": meta::now()}, "spec": {"containers": [{"name": "c"}], "nodeName": "n"},
             "status": {"phase": "Pending", "containerStatuses": [{"ready": false, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         let t = table("Pod", &[pod], 7);
-        assert_eq!(
-            t["rows"][0]["cells"],
-            json!(["p", "0/1", "CrashLoopBackOff", "2", "0s", "<none>", "n"])
-        );
+        assert_eq!(t["rows"][0]["cells"], json!(["p", "0/1", "CrashLoopBackOff", "2", "0s", "<none>", "n"]));
         assert_eq!(t["metadata"]["resourceVersion"], "7");
     }
 

@@ -35,16 +35,11 @@ impl WatchParams {
         let resource_version = match q.get("resourceVersion").map(String::as_str) {
             None | Some("") => None,
             Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "resourceVersion {rv:?} is not a valid resource version"
-                ))
+                ApiError::bad_request(format!("resourceVersion {rv:?} is not a valid resource version"))
             })?),
         };
         let send_initial_events = q.get("sendInitialEvents").is_some_and(|v| v == "true");
-        let match_rule = q
-            .get("resourceVersionMatch")
-            .map(String::as_str)
-            .unwrap_or("");
+        let match_rule = q.get("resourceVersionMatch").map(String::as_str).unwrap_or("");
         if send_initial_events && match_rule != "NotOlderThan" {
             return Err(ApiError::invalid(
                 "ListOptions",
@@ -59,11 +54,8 @@ impl WatchParams {
                 "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
             ));
         }
-        let timeout = q
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(1800)
-            .clamp(1, 3600);
+        let timeout =
+            q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800).clamp(1, 3600);
         Ok(Self {
             resource_version,
             send_initial_events,
@@ -74,8 +66,7 @@ impl WatchParams {
 }
 
 fn line(event_type: &str, object: &Value) -> Bytes {
-    let mut bytes =
-        serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
     bytes.push(b'\n');
     Bytes::from(bytes)
 }
@@ -85,10 +76,7 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line(
-        "BOOKMARK",
-        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}),
-    )
+    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}))
 }
 
 fn with_type(rt: &ResourceType, obj: &Value) -> Value {
@@ -150,23 +138,14 @@ pub async fn watch(
     // duplicates are dropped by revision.
     let live = state.store.subscribe();
     let store = state.store.clone();
-    let mut filter = Filter {
-        rt,
-        prefix: prefix.clone(),
-        filters,
-        visible: HashSet::new(),
-        last_rv: 0,
-    };
+    let mut filter = Filter { rt, prefix: prefix.clone(), filters, visible: HashSet::new(), last_rv: 0 };
     let mut initial: Vec<Bytes> = Vec::new();
     let snapshot = params.send_initial_events || matches!(params.resource_version, None | Some(0));
     if snapshot {
         let p = prefix.clone();
         let (items, rv) = super::blocking(move || store.list(&p)).await??;
         for obj in items.iter().filter(|o| filter.filters.matches(rt.kind, o)) {
-            filter.visible.insert(rt.key(
-                crate::api::meta::namespace(obj),
-                crate::api::meta::name(obj),
-            ));
+            filter.visible.insert(rt.key(crate::api::meta::namespace(obj), crate::api::meta::name(obj)));
             initial.push(line("ADDED", &with_type(rt, obj)));
         }
         filter.last_rv = rv;
@@ -210,8 +189,7 @@ pub async fn watch(
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let store = state.store.clone();
     tokio::spawn(pump(initial, live, filter, tx, params, store));
-    let stream =
-        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Ok(super::stream_response(Body::from_stream(stream)))
 }
 

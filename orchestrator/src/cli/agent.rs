@@ -52,10 +52,7 @@ impl AgentCommand {
         )
         .await
         .with_context(|| format!("starting node {node_name} against {}", self.server))?;
-        println!(
-            "node {node_name} joined {} (logs served on {})",
-            self.server, agent.log_addr
-        );
+        println!("node {node_name} joined {} (logs served on {})", self.server, agent.log_addr);
         super::shutdown_signal().await;
         agent.shutdown().await;
         Ok(())

@@ -81,15 +81,9 @@ async fn apply_one(client: &Client, default_ns: &str, mut doc: Value) -> anyhow:
             Ok(format!("{label} created"))
         }
         Some(current) => {
-            let updated = client
-                .patch(rt, Some(&ns), &name, None, PatchType::Strategic, &doc)
-                .await?;
-            let changed =
-                updated["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"];
-            Ok(format!(
-                "{label} {}",
-                if changed { "configured" } else { "unchanged" }
-            ))
+            let updated = client.patch(rt, Some(&ns), &name, None, PatchType::Strategic, &doc).await?;
+            let changed = updated["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"];
+            Ok(format!("{label} {}", if changed { "configured" } else { "unchanged" }))
         }
     }
 }

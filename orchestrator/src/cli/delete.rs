@@ -33,10 +33,8 @@ impl DeleteCommand {
         let mut targets = Vec::new();
         if !self.files.is_empty() {
             for doc in read_manifests(&self.files)? {
-                let (av, kind) = (
-                    doc["apiVersion"].as_str().unwrap_or(""),
-                    doc["kind"].as_str().unwrap_or(""),
-                );
+                let (av, kind) =
+                    (doc["apiVersion"].as_str().unwrap_or(""), doc["kind"].as_str().unwrap_or(""));
                 let rt = find_by_kind(av, kind)
                     .ok_or_else(|| anyhow!("no matches for kind \"{kind}\" in version \"{av}\""))?;
                 let ns = match meta::namespace(&doc) {
@@ -52,20 +50,14 @@ impl DeleteCommand {
             let (rt, mut names) = resolve(resource)?;
             names.extend(self.names.iter().cloned());
             if names.is_empty() {
-                return Err(anyhow!(
-                    "resource(s) were provided, but no name was specified"
-                ));
+                return Err(anyhow!("resource(s) were provided, but no name was specified"));
             }
             targets.extend(names.into_iter().map(|n| (rt, conn.namespace.clone(), n)));
         }
         let mut failed = false;
         for (rt, ns, name) in targets {
             let label = rt.qualified();
-            match conn
-                .client
-                .delete(rt, Some(&ns), &name, self.grace_period)
-                .await
-            {
+            match conn.client.delete(rt, Some(&ns), &name, self.grace_period).await {
                 Ok(_) => println!("{label} \"{name}\" deleted"),
                 Err(e) if e.is_not_found() && self.ignore_not_found => {}
                 Err(e) => {
@@ -74,10 +66,6 @@ impl DeleteCommand {
                 }
             }
         }
-        if failed {
-            Err(anyhow!("some objects could not be deleted"))
-        } else {
-            Ok(())
-        }
+        if failed { Err(anyhow!("some objects could not be deleted")) } else { Ok(()) }
     }
 }

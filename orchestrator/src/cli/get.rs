@@ -46,33 +46,15 @@ impl GetCommand {
         let conn = self.client.connect()?;
         let (rt, mut names) = resolve(&self.resource)?;
         names.extend(self.names.iter().cloned());
-        let ns = if self.all_namespaces {
-            None
-        } else {
-            Some(conn.namespace.as_str())
-        };
+        let ns = if self.all_namespaces { None } else { Some(conn.namespace.as_str()) };
         let output = self.output.as_deref().unwrap_or("");
         match output {
             "" | "wide" => {
-                let tables =
-                    fetch(&conn.client, rt, ns, &names, self.selector.as_deref(), true).await?;
-                print_table(
-                    &tables,
-                    output == "wide",
-                    self.all_namespaces && rt.namespaced,
-                    rt,
-                );
+                let tables = fetch(&conn.client, rt, ns, &names, self.selector.as_deref(), true).await?;
+                print_table(&tables, output == "wide", self.all_namespaces && rt.namespaced, rt);
             }
             "yaml" | "json" | "name" => {
-                let objects = fetch(
-                    &conn.client,
-                    rt,
-                    ns,
-                    &names,
-                    self.selector.as_deref(),
-                    false,
-                )
-                .await?;
+                let objects = fetch(&conn.client, rt, ns, &names, self.selector.as_deref(), false).await?;
                 let mut items: Vec<Value> = Vec::new();
                 for o in objects {
                     match o["items"].as_array() {
@@ -136,9 +118,7 @@ async fn fetch(
         out.push(if table {
             client.get_table(&path).await?
         } else {
-            client
-                .request(reqwest::Method::GET, &path, None, None)
-                .await?
+            client.request(reqwest::Method::GET, &path, None, None).await?
         });
     } else {
         for n in names {
@@ -146,9 +126,7 @@ async fn fetch(
             out.push(if table {
                 client.get_table(&path).await?
             } else {
-                client
-                    .request(reqwest::Method::GET, &path, None, None)
-                    .await?
+                client.request(reqwest::Method::GET, &path, None, None).await?
             });
         }
     }
@@ -173,18 +151,10 @@ fn print_table(tables: &[Value], wide: bool, with_namespace: bool, rt: &Resource
     for t in tables {
         for row in t["rows"].as_array().into_iter().flatten() {
             let cells = row["cells"].as_array().cloned().unwrap_or_default();
-            let mut line: Vec<String> = columns
-                .iter()
-                .map(|(i, _)| cells.get(*i).map(cell).unwrap_or_default())
-                .collect();
+            let mut line: Vec<String> =
+                columns.iter().map(|(i, _)| cells.get(*i).map(cell).unwrap_or_default()).collect();
             if with_namespace {
-                line.insert(
-                    0,
-                    row["object"]["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                );
+                line.insert(0, row["object"]["metadata"]["namespace"].as_str().unwrap_or("").to_string());
             }
             rows.push(line);
         }
@@ -192,11 +162,7 @@ fn print_table(tables: &[Value], wide: bool, with_namespace: bool, rt: &Resource
     if rows.is_empty() {
         eprintln!(
             "No resources found{}.",
-            if rt.namespaced && !with_namespace {
-                " in this namespace"
-            } else {
-                ""
-            }
+            if rt.namespaced && !with_namespace { " in this namespace" } else { "" }
         );
         return;
     }
@@ -213,13 +179,7 @@ fn print_table(tables: &[Value], wide: bool, with_namespace: bool, rt: &Resource
         let line: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                if i + 1 == r.len() {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
+            .map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
             .collect();
         println!("{}", line.join("   ").trim_end());
     }

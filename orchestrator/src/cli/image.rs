@@ -41,20 +41,13 @@ pub struct LoadCommand {
 
 impl LoadCommand {
     pub async fn execute(self) -> anyhow::Result<()> {
-        let dir = self
-            .node_data_dir
-            .unwrap_or_else(|| super::config::default_data_dir().join("node"));
+        let dir = self.node_data_dir.unwrap_or_else(|| super::config::default_data_dir().join("node"));
         let cache = oci_fetch::ImageCache::open(&node::images_dir(&dir))
             .with_context(|| format!("opening the image cache in {}", dir.display()))?;
         let image = cache
             .load_wasm_file(&self.file, &self.name)
             .with_context(|| format!("loading {}", self.file.display()))?;
-        println!(
-            "loaded {} as {} ({})",
-            self.file.display(),
-            image.reference,
-            image.image_id
-        );
+        println!("loaded {} as {} ({})", self.file.display(), image.reference, image.image_id);
         Ok(())
     }
 }

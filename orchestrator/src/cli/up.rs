@@ -35,9 +35,7 @@ pub struct UpCommand {
 
 impl UpCommand {
     pub async fn execute(self) -> anyhow::Result<()> {
-        let data_dir = self
-            .data_dir
-            .unwrap_or_else(super::config::default_data_dir);
+        let data_dir = self.data_dir.unwrap_or_else(super::config::default_data_dir);
         let cp = cluster::start(&data_dir, self.listen).await?;
         let kubeconfig_path = data_dir.join("kubeconfig");
         cluster::write_private(
@@ -45,8 +43,7 @@ impl UpCommand {
             cluster::kubeconfig(&cp.url(), &cp.tokens.admin, &cp.ca_pem).as_bytes(),
         )
         .with_context(|| format!("writing {}", kubeconfig_path.display()))?;
-        let agent_client =
-            orchestrator::client::Client::new(&cp.url(), &cp.tokens.node, Some(&cp.ca_pem))?;
+        let agent_client = orchestrator::client::Client::new(&cp.url(), &cp.tokens.node, Some(&cp.ca_pem))?;
         let node_name = self.node_name.unwrap_or_else(cluster::default_node_name);
         let node_dir = data_dir.join("node");
         let agent = node::start(
@@ -64,20 +61,14 @@ impl UpCommand {
         println!("wasmkube is up");
         println!("  API server:  {}", cp.url());
         println!("  kubeconfig:  {}", kubeconfig_path.display());
-        println!(
-            "  node:        {node_name} (logs served on {})",
-            agent.log_addr
-        );
+        println!("  node:        {node_name} (logs served on {})", agent.log_addr);
         println!(
             "  join a node: wasmkube agent --server {} --token {} --ca-cert {} --data-dir DIR --node-name NAME",
             cp.url(),
             cp.tokens.node,
             data_dir.join("pki/ca.crt").display()
         );
-        println!(
-            "Try: export KUBECONFIG={}; kubectl get nodes",
-            kubeconfig_path.display()
-        );
+        println!("Try: export KUBECONFIG={}; kubectl get nodes", kubeconfig_path.display());
         if self.demo {
             match deploy_demo(&cp, &data_dir).await {
                 Ok(url) => println!("demo: hello-http is running; try: curl {url}"),
@@ -94,13 +85,9 @@ impl UpCommand {
 }
 
 /// Side-load the bundled sample, deploy it, and wait until a pod answers.
-async fn deploy_demo(
-    cp: &cluster::ControlPlane,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<String> {
+async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> anyhow::Result<String> {
     let wasm_path = data_dir.join("hello-http-demo.wasm");
-    std::fs::write(&wasm_path, DEMO_WASM)
-        .with_context(|| format!("writing {}", wasm_path.display()))?;
+    std::fs::write(&wasm_path, DEMO_WASM).with_context(|| format!("writing {}", wasm_path.display()))?;
     let cache = oci_fetch::ImageCache::open(&node::images_dir(&data_dir.join("node")))?;
     cache.load_wasm_file(&wasm_path, DEMO_IMAGE)?;
     let client = cp.admin_client()?;
@@ -124,17 +111,11 @@ async fn deploy_demo(
     eprintln!("demo: waiting for a hello-http pod to run...");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let (items, rv) = client
-            .list(pods, Some("default"), Some("app=hello-http-demo"), None)
-            .await?;
-        if let Some(pod) = items
-            .iter()
-            .find(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
+        let (items, rv) = client.list(pods, Some("default"), Some("app=hello-http-demo"), None).await?;
+        if let Some(pod) =
+            items.iter().find(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
         {
-            let url = format!(
-                "http://{}:8080/",
-                pod["status"]["podIP"].as_str().unwrap_or("")
-            );
+            let url = format!("http://{}:8080/", pod["status"]["podIP"].as_str().unwrap_or(""));
             return Ok(url);
         }
         if tokio::time::Instant::now() > deadline {

@@ -26,10 +26,7 @@ pub struct Cache {
 impl Cache {
     /// All cached objects.
     pub fn list(&self) -> Vec<Value> {
-        self.items
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.items.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// One object by `namespace/name` (or `name`).
@@ -59,21 +56,11 @@ pub fn spawn(
 ) -> Cache {
     let items = Arc::new(RwLock::new(BTreeMap::new()));
     let (synced_tx, synced) = watch::channel(false);
-    let cache = Cache {
-        items: items.clone(),
-        synced,
-    };
+    let cache = Cache { items: items.clone(), synced };
     tokio::spawn(async move {
         loop {
-            if let Err(e) = run_once(
-                &client,
-                rt,
-                field_selector.as_deref(),
-                &items,
-                &changed,
-                &synced_tx,
-            )
-            .await
+            if let Err(e) =
+                run_once(&client, rt, field_selector.as_deref(), &items, &changed, &synced_tx).await
             {
                 warn!(kind = rt.kind, error = %e, "informer lost its watch; relisting");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -35,22 +35,16 @@ impl Client {
     /// the cluster CA `ca_pem` (when given) for HTTPS.
     pub fn new(server: &str, token: &str, ca_pem: Option<&str>) -> Result<Self, ApiError> {
         crate::install_crypto_provider();
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5));
+        let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5));
         if let Some(ca) = ca_pem {
             let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| {
                 ApiError::bad_request(format!("the cluster CA certificate is not valid PEM: {e}"))
             })?;
             builder = builder.tls_certs_only([cert]);
         }
-        let http = builder
-            .build()
-            .map_err(|e| ApiError::internal(format!("building the HTTP client: {e}")))?;
-        Ok(Self {
-            base: server.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            http,
-        })
+        let http =
+            builder.build().map_err(|e| ApiError::internal(format!("building the HTTP client: {e}")))?;
+        Ok(Self { base: server.trim_end_matches('/').to_string(), token: token.to_string(), http })
     }
 
     /// The bearer token this client presents.
@@ -64,12 +58,7 @@ impl Client {
     }
 
     /// The path of a collection or object.
-    pub fn path(
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        name: Option<&str>,
-        sub: Option<&str>,
-    ) -> String {
+    pub fn path(rt: &ResourceType, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>) -> String {
         let mut p = rt.gv_path();
         if let Some(ns) = namespace.filter(|_| rt.namespaced) {
             p.push_str(&format!("/namespaces/{ns}"));
@@ -95,10 +84,7 @@ impl Client {
         body: Option<(&str, &Value)>,
         accept: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(a) = accept {
             req = req.header(reqwest::header::ACCEPT, a);
         }
@@ -111,27 +97,12 @@ impl Client {
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(transport)?;
         let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({"message": text}));
-        if (200..300).contains(&status) {
-            Ok(value)
-        } else {
-            Err(ApiError::from_status(status, &value))
-        }
+        if (200..300).contains(&status) { Ok(value) } else { Err(ApiError::from_status(status, &value)) }
     }
 
     /// GET one object.
-    pub async fn get(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        self.request(
-            reqwest::Method::GET,
-            &Self::path(rt, ns, Some(name), None),
-            None,
-            None,
-        )
-        .await
+    pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        self.request(reqwest::Method::GET, &Self::path(rt, ns, Some(name), None), None, None).await
     }
 
     /// GET one object, None when it does not exist.
@@ -167,13 +138,8 @@ impl Client {
         if !params.is_empty() {
             path = format!("{path}?{}", params.join("&"));
         }
-        let list = self
-            .request(reqwest::Method::GET, &path, None, None)
-            .await?;
-        let rv = list["metadata"]["resourceVersion"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let list = self.request(reqwest::Method::GET, &path, None, None).await?;
+        let rv = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
         let items = list["items"].as_array().cloned().unwrap_or_default();
         Ok((items, rv))
     }
@@ -190,12 +156,7 @@ impl Client {
     }
 
     /// POST a new object.
-    pub async fn create(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        obj: &Value,
-    ) -> Result<Value, ApiError> {
+    pub async fn create(&self, rt: &ResourceType, ns: Option<&str>, obj: &Value) -> Result<Value, ApiError> {
         self.request(
             reqwest::Method::POST,
             &Self::path(rt, ns, None, None),
@@ -363,9 +324,7 @@ fn lines(
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -25,10 +25,9 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// Run the controller until the process ends.
 pub async fn run(client: Client) {
-    let (Some(deploy_type), Some(rs_type)) = (
-        find_by_kind("apps/v1", "Deployment"),
-        find_by_kind("apps/v1", "ReplicaSet"),
-    ) else {
+    let (Some(deploy_type), Some(rs_type)) =
+        (find_by_kind("apps/v1", "Deployment"), find_by_kind("apps/v1", "ReplicaSet"))
+    else {
         return;
     };
     let changed = Arc::new(Notify::new());
@@ -38,11 +37,7 @@ pub async fn run(client: Client) {
     replicasets.wait_synced().await;
     loop {
         let sets = replicasets.list();
-        for d in deployments
-            .list()
-            .iter()
-            .filter(|d| !meta::is_terminating(d))
-        {
+        for d in deployments.list().iter().filter(|d| !meta::is_terminating(d)) {
             reconcile(&client, deploy_type, rs_type, d, &sets).await;
         }
         crate::controllers::wait_for_change(&changed).await;
@@ -50,10 +45,7 @@ pub async fn run(client: Client) {
 }
 
 fn revision(rs: &Value) -> i64 {
-    rs["metadata"]["annotations"][REVISION]
-        .as_str()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
+    rs["metadata"]["annotations"][REVISION].as_str().and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
 fn replicas(obj: &Value) -> i64 {
@@ -76,9 +68,7 @@ async fn reconcile(
     let uid = meta::uid(d);
     let owned: Vec<&Value> = all_sets
         .iter()
-        .filter(|rs| {
-            meta::controller_ref(rs).is_some_and(|r| r["uid"] == uid) && !meta::is_terminating(rs)
-        })
+        .filter(|rs| meta::controller_ref(rs).is_some_and(|r| r["uid"] == uid) && !meta::is_terminating(rs))
         .collect();
     let hash = template_hash(&d["spec"]["template"]);
     let desired = replicas(d);
@@ -96,23 +86,12 @@ async fn reconcile(
             }
             if !is_latest {
                 // Rolling back to an older template makes its ReplicaSet the newest revision.
-                patch["metadata"] =
-                    json!({"annotations": {REVISION: (max_revision + 1).to_string()}});
+                patch["metadata"] = json!({"annotations": {REVISION: (max_revision + 1).to_string()}});
             }
             if patch.as_object().is_some_and(|p| p.is_empty()) {
                 rs
             } else {
-                match client
-                    .patch(
-                        rs_type,
-                        Some(ns),
-                        meta::name(&rs),
-                        None,
-                        PatchType::Merge,
-                        &patch,
-                    )
-                    .await
-                {
+                match client.patch(rs_type, Some(ns), meta::name(&rs), None, PatchType::Merge, &patch).await {
                     Ok(updated) => {
                         if replicas(&rs) != desired {
                             record(
@@ -122,11 +101,7 @@ async fn reconcile(
                                 "ScalingReplicaSet",
                                 &format!(
                                     "Scaled {} replica set {} from {} to {desired}",
-                                    if desired > replicas(&rs) {
-                                        "up"
-                                    } else {
-                                        "down"
-                                    },
+                                    if desired > replicas(&rs) { "up" } else { "down" },
                                     meta::name(&rs),
                                     replicas(&rs)
                                 ),
@@ -150,29 +125,14 @@ async fn reconcile(
     };
     // Old ReplicaSets keep just enough pods to cover the new one's unavailable ones.
     let mut allowance = (desired - status_count(&new_rs, "availableReplicas")).max(0);
-    let mut olds: Vec<&&Value> = owned
-        .iter()
-        .filter(|rs| meta::uid(rs) != meta::uid(&new_rs))
-        .collect();
+    let mut olds: Vec<&&Value> = owned.iter().filter(|rs| meta::uid(rs) != meta::uid(&new_rs)).collect();
     olds.sort_by_key(|rs| std::cmp::Reverse(revision(rs)));
     for old in olds {
-        let keep = allowance
-            .min(status_count(old, "availableReplicas"))
-            .min(replicas(old));
+        let keep = allowance.min(status_count(old, "availableReplicas")).min(replicas(old));
         allowance -= keep;
         if replicas(old) != keep {
             let patch = json!({"spec": {"replicas": keep}});
-            match client
-                .patch(
-                    rs_type,
-                    Some(ns),
-                    meta::name(old),
-                    None,
-                    PatchType::Merge,
-                    &patch,
-                )
-                .await
-            {
+            match client.patch(rs_type, Some(ns), meta::name(old), None, PatchType::Merge, &patch).await {
                 Ok(_) => {
                     record(
                         client,
@@ -225,21 +185,15 @@ async fn create_replicaset(
                 d,
                 EventKind::Normal,
                 "ScalingReplicaSet",
-                &format!(
-                    "Scaled up replica set {} from 0 to {}",
-                    meta::name(&created),
-                    replicas(d)
-                ),
+                &format!("Scaled up replica set {} from 0 to {}", meta::name(&created), replicas(d)),
                 "deployment-controller",
             )
             .await;
             Some(created)
         }
-        Err(e) if e.is_conflict() => client
-            .get_opt(rs_type, Some(meta::namespace(d)), meta::name(&rs))
-            .await
-            .ok()
-            .flatten(),
+        Err(e) if e.is_conflict() => {
+            client.get_opt(rs_type, Some(meta::namespace(d)), meta::name(&rs)).await.ok().flatten()
+        }
         Err(e) => {
             warn!(error = %e, "creating replicaset failed");
             None
@@ -261,10 +215,7 @@ async fn update_status(
     let updated = status_count(new_rs, "replicas");
     let complete = updated == desired && total == desired && available == desired;
     let now = meta::now();
-    let old_conditions = d["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let old_conditions = d["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let condition = |kind: &str, status: &str, reason: &str, message: String| {
         let previous = old_conditions.iter().find(|c| c["type"] == kind);
         let transition = previous
@@ -294,10 +245,7 @@ async fn update_status(
             "Progressing",
             "True",
             "NewReplicaSetAvailable",
-            format!(
-                "ReplicaSet \"{}\" has successfully progressed.",
-                meta::name(new_rs)
-            ),
+            format!("ReplicaSet \"{}\" has successfully progressed.", meta::name(new_rs)),
         )
     } else {
         condition(
@@ -343,16 +291,8 @@ async fn update_status(
     let ns = meta::namespace(d);
     if d["metadata"]["annotations"][REVISION] != revision_annotation {
         let patch = json!({"metadata": {"annotations": {REVISION: revision_annotation}}});
-        if let Err(e) = client
-            .patch(
-                deploy_type,
-                Some(ns),
-                meta::name(d),
-                None,
-                PatchType::Merge,
-                &patch,
-            )
-            .await
+        if let Err(e) =
+            client.patch(deploy_type, Some(ns), meta::name(d), None, PatchType::Merge, &patch).await
         {
             warn!(error = %e, "annotating deployment revision failed");
         }

@@ -14,20 +14,16 @@ use crate::{
 };
 
 /// Which kinds own which: (owner kind, owner apiVersion, dependent kind, dependent apiVersion).
-const EDGES: &[(&str, &str, &str, &str)] = &[
-    ("Deployment", "apps/v1", "ReplicaSet", "apps/v1"),
-    ("ReplicaSet", "apps/v1", "Pod", "v1"),
-];
+const EDGES: &[(&str, &str, &str, &str)] =
+    &[("Deployment", "apps/v1", "ReplicaSet", "apps/v1"), ("ReplicaSet", "apps/v1", "Pod", "v1")];
 
 /// Run the collector until the process ends.
 pub async fn run(client: Client) {
     let changed = Arc::new(Notify::new());
     let mut caches = Vec::new();
     for (owner_kind, owner_av, dep_kind, dep_av) in EDGES {
-        let (Some(owner), Some(dep)) = (
-            find_by_kind(owner_av, owner_kind),
-            find_by_kind(dep_av, dep_kind),
-        ) else {
+        let (Some(owner), Some(dep)) = (find_by_kind(owner_av, owner_kind), find_by_kind(dep_av, dep_kind))
+        else {
             continue;
         };
         let owners = informer::spawn(client.clone(), owner, None, changed.clone());
@@ -40,14 +36,7 @@ pub async fn run(client: Client) {
     }
     loop {
         for (owner_type, owners, dep_type, dependents) in &caches {
-            collect(
-                &client,
-                owner_type,
-                &owners.list(),
-                dep_type,
-                &dependents.list(),
-            )
-            .await;
+            collect(&client, owner_type, &owners.list(), dep_type, &dependents.list()).await;
         }
         crate::controllers::wait_for_change(&changed).await;
     }
@@ -60,11 +49,8 @@ async fn collect(
     dep_type: &ResourceType,
     dependents: &[Value],
 ) {
-    let live: HashSet<&str> = owners
-        .iter()
-        .filter(|o| !meta::is_terminating(o))
-        .map(|o| meta::uid(o))
-        .collect();
+    let live: HashSet<&str> =
+        owners.iter().filter(|o| !meta::is_terminating(o)).map(|o| meta::uid(o)).collect();
     for dep in dependents {
         let Some(owner_ref) = meta::controller_ref(dep) else {
             continue;
@@ -92,10 +78,7 @@ async fn collect(
             }
         }
         info!(kind = dep_type.kind, object = %meta::key_of(dep), owner = owner_name, "deleting dependent of a deleted owner");
-        match client
-            .delete(dep_type, Some(ns), meta::name(dep), None)
-            .await
-        {
+        match client.delete(dep_type, Some(ns), meta::name(dep), None).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => warn!(error = %e, "garbage collection delete failed"),

@@ -30,9 +30,5 @@ pub fn template_hash(value: &serde_json::Value) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    digest
-        .iter()
-        .take(10)
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    digest.iter().take(10).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }

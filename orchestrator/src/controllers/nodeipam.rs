@@ -26,35 +26,20 @@ pub async fn run(client: Client) {
     loop {
         let all = nodes.list();
         {
-            let mut taken: HashSet<String> = all
-                .iter()
-                .filter_map(|n| n["spec"]["podCIDR"].as_str().map(str::to_string))
-                .collect();
-            let mut names: Vec<_> = all
-                .iter()
-                .filter(|n| n["spec"]["podCIDR"].as_str().is_none_or(str::is_empty))
-                .collect();
+            let mut taken: HashSet<String> =
+                all.iter().filter_map(|n| n["spec"]["podCIDR"].as_str().map(str::to_string)).collect();
+            let mut names: Vec<_> =
+                all.iter().filter(|n| n["spec"]["podCIDR"].as_str().is_none_or(str::is_empty)).collect();
             names.sort_by_key(|n| meta::name(n).to_string());
             for node in names {
-                let Some(cidr) = (FIRST_OCTET..=254)
-                    .map(|o| format!("127.{o}.0.0/16"))
-                    .find(|c| !taken.contains(c))
+                let Some(cidr) =
+                    (FIRST_OCTET..=254).map(|o| format!("127.{o}.0.0/16")).find(|c| !taken.contains(c))
                 else {
                     warn!("no free pod ranges left");
                     return;
                 };
                 let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
-                match client
-                    .patch(
-                        node_type,
-                        None,
-                        meta::name(node),
-                        None,
-                        PatchType::Merge,
-                        &patch,
-                    )
-                    .await
-                {
+                match client.patch(node_type, None, meta::name(node), None, PatchType::Merge, &patch).await {
                     Ok(_) => {
                         info!(node = meta::name(node), %cidr, "assigned pod range");
                         taken.insert(cidr);

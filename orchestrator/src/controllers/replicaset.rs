@@ -28,10 +28,8 @@ struct Expectation {
 
 /// Run the controller until the process ends.
 pub async fn run(client: Client) {
-    let (Some(rs_type), Some(pod_type)) = (
-        find_by_kind("apps/v1", "ReplicaSet"),
-        find_by_kind("v1", "Pod"),
-    ) else {
+    let (Some(rs_type), Some(pod_type)) = (find_by_kind("apps/v1", "ReplicaSet"), find_by_kind("v1", "Pod"))
+    else {
         return;
     };
     let changed = Arc::new(Notify::new());
@@ -43,15 +41,7 @@ pub async fn run(client: Client) {
     loop {
         let all_pods = pods.list();
         for rs in replicasets.list() {
-            reconcile(
-                &client,
-                rs_type,
-                pod_type,
-                &rs,
-                &all_pods,
-                &mut expectations,
-            )
-            .await;
+            reconcile(&client, rs_type, pod_type, &rs, &all_pods, &mut expectations).await;
         }
         crate::controllers::wait_for_change(&changed).await;
     }
@@ -62,18 +52,16 @@ pub fn owned_pods<'a>(owner_uid: &str, pods: &'a [Value]) -> Vec<&'a Value> {
     pods.iter()
         .filter(|p| meta::controller_ref(p).is_some_and(|r| r["uid"] == owner_uid))
         .filter(|p| {
-            !meta::is_terminating(p)
-                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            !meta::is_terminating(p) && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
         })
         .collect()
 }
 
 /// Whether the pod's Ready condition is True.
 pub fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn satisfied(exp: &Expectation, pods: &[Value], ns: &str) -> bool {
@@ -110,17 +98,10 @@ async fn reconcile(
     } else {
         rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize
     };
-    let mut exp = Expectation {
-        created: HashSet::new(),
-        deleted: HashSet::new(),
-        since: Instant::now(),
-    };
+    let mut exp = Expectation { created: HashSet::new(), deleted: HashSet::new(), since: Instant::now() };
     if owned.len() < desired {
         for _ in owned.len()..desired {
-            match client
-                .create(pod_type, Some(&ns), &pod_from_template(rs))
-                .await
-            {
+            match client.create(pod_type, Some(&ns), &pod_from_template(rs)).await {
                 Ok(pod) => {
                     info!(pod = meta::name(&pod), "created pod");
                     record(
@@ -153,20 +134,12 @@ async fn reconcile(
         let mut victims = owned.clone();
         // Delete the least useful first: unscheduled, then not ready, then the newest.
         victims.sort_by_key(|p| {
-            let scheduled = p["spec"]["nodeName"]
-                .as_str()
-                .is_some_and(|n| !n.is_empty());
-            let created = p["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
+            let scheduled = p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+            let created = p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string();
             (scheduled, is_ready(p), std::cmp::Reverse(created))
         });
         for pod in victims.into_iter().take(owned.len() - desired) {
-            match client
-                .delete(pod_type, Some(&ns), meta::name(pod), None)
-                .await
-            {
+            match client.delete(pod_type, Some(&ns), meta::name(pod), None).await {
                 Ok(_) => {
                     record(
                         client,
@@ -207,18 +180,9 @@ fn pod_from_template(rs: &Value) -> Value {
 
 async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owned: &[&Value]) {
     let ready = owned.iter().filter(|p| is_ready(p)).count();
-    let selector = rs["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let labeled = owned
-        .iter()
-        .filter(|p| {
-            selector
-                .iter()
-                .all(|(k, v)| p["metadata"]["labels"][k] == *v)
-        })
-        .count();
+    let selector = rs["spec"]["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
+    let labeled =
+        owned.iter().filter(|p| selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)).count();
     let status = json!({
         "replicas": owned.len(),
         "fullyLabeledReplicas": labeled,
@@ -227,15 +191,10 @@ async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owne
         "observedGeneration": rs["metadata"]["generation"],
     });
     let current = &rs["status"];
-    let unchanged = [
-        "replicas",
-        "fullyLabeledReplicas",
-        "readyReplicas",
-        "availableReplicas",
-        "observedGeneration",
-    ]
-    .iter()
-    .all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0));
+    let unchanged =
+        ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
+            .iter()
+            .all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0));
     if unchanged {
         return;
     }

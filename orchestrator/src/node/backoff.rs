@@ -16,9 +16,7 @@ pub struct Backoff {
 impl Backoff {
     /// The delay before the next try, recording one more failure.
     pub fn next_delay(&mut self) -> Duration {
-        let delay = INITIAL
-            .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
-            .min(MAX);
+        let delay = INITIAL.saturating_mul(2u32.saturating_pow(self.failures.min(16))).min(MAX);
         self.failures = self.failures.saturating_add(1);
         delay
     }

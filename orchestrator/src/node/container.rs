@@ -63,15 +63,7 @@ impl ContainerTask {
         let mut involved = self.pod.clone();
         involved["apiVersion"] = "v1".into();
         involved["kind"] = "Pod".into();
-        record(
-            &self.ctx.client,
-            &involved,
-            kind,
-            reason,
-            message,
-            "wasmkube-agent",
-        )
-        .await;
+        record(&self.ctx.client, &involved, kind, reason, message, "wasmkube-agent").await;
     }
 
     /// Sleep for a back-off, or return false if stopped meanwhile.
@@ -85,10 +77,7 @@ impl ContainerTask {
     /// Run until the container is done under its restart policy, or stopped.
     #[instrument(skip_all, fields(pod = %meta::key_of(&self.pod), container = self.name()))]
     pub async fn run(self, grace: Arc<Mutex<Duration>>) {
-        let policy = self.pod["spec"]["restartPolicy"]
-            .as_str()
-            .unwrap_or("Always")
-            .to_string();
+        let policy = self.pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
         let mut pull_backoff = Backoff::default();
         let mut crash_backoff = Backoff::default();
         let mut prepared: Option<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent)> = None;
@@ -105,13 +94,10 @@ impl ContainerTask {
                         p
                     }
                     Err(f) => {
-                        let pull_failure =
-                            f.reason == "ErrImagePull" || f.reason == "ErrImageNeverPull";
+                        let pull_failure = f.reason == "ErrImagePull" || f.reason == "ErrImageNeverPull";
                         self.set(|s| {
-                            s.state = State::Waiting {
-                                reason: f.reason.into(),
-                                message: Some(f.message.clone()),
-                            }
+                            s.state =
+                                State::Waiting { reason: f.reason.into(), message: Some(f.message.clone()) }
                         });
                         self.event(EventKind::Warning, "Failed", &f.message).await;
                         let delay = pull_backoff.next_delay();
@@ -154,10 +140,8 @@ impl ContainerTask {
             );
             self.set(|s| {
                 s.last_state = Some(s.state.clone());
-                s.state = State::Waiting {
-                    reason: "CrashLoopBackOff".into(),
-                    message: Some(message.clone()),
-                };
+                s.state =
+                    State::Waiting { reason: "CrashLoopBackOff".into(), message: Some(message.clone()) };
             });
             self.event(
                 EventKind::Warning,
@@ -177,9 +161,7 @@ impl ContainerTask {
     }
 
     /// Pull and compile the image.
-    async fn prepare(
-        &self,
-    ) -> Result<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent), StartFailure> {
+    async fn prepare(&self) -> Result<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent), StartFailure> {
         let image = self.pull().await?;
         self.set(|s| s.image_id = image_id(&image));
         let oci_fetch::Artifact::Wasm { path, digest, .. } = &image.artifact else {
@@ -191,26 +173,16 @@ impl ContainerTask {
                 ),
             });
         };
-        let component = self
-            .ctx
-            .engine
-            .load_component(path, digest)
-            .await
-            .map_err(|e| StartFailure {
-                reason: "CreateContainerError",
-                message: format!(
-                    "image \"{}\" cannot run as a Wasm component: {e}",
-                    self.image()
-                ),
-            })?;
+        let component = self.ctx.engine.load_component(path, digest).await.map_err(|e| StartFailure {
+            reason: "CreateContainerError",
+            message: format!("image \"{}\" cannot run as a Wasm component: {e}", self.image()),
+        })?;
         Ok((image, component))
     }
 
     async fn pull(&self) -> Result<oci_fetch::PulledImage, StartFailure> {
         let image = self.image().to_string();
-        let policy = self.spec["imagePullPolicy"]
-            .as_str()
-            .unwrap_or("IfNotPresent");
+        let policy = self.spec["imagePullPolicy"].as_str().unwrap_or("IfNotPresent");
         let cached = self.ctx.images.lookup(&image).map_err(|e| StartFailure {
             reason: "ErrImagePull",
             message: format!("reading the image cache: {e}"),
@@ -228,19 +200,12 @@ impl ContainerTask {
             ("Never", None) => {
                 return Err(StartFailure {
                     reason: "ErrImageNeverPull",
-                    message: format!(
-                        "Container image \"{image}\" is not present with pull policy of Never"
-                    ),
+                    message: format!("Container image \"{image}\" is not present with pull policy of Never"),
                 });
             }
             _ => {}
         }
-        self.event(
-            EventKind::Normal,
-            "Pulling",
-            &format!("Pulling image \"{image}\""),
-        )
-        .await;
+        self.event(EventKind::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
         let started = Instant::now();
         let name = image.clone();
         let progress = move |p: oci_fetch::PullProgress| {
@@ -277,37 +242,24 @@ impl ContainerTask {
         let ns = meta::namespace(&self.pod);
         let pod_name = meta::name(&self.pod);
         let node_ip = self.ctx.node_ip.to_string();
-        let env = match env::resolve(
-            &self.ctx.client,
-            &self.pod,
-            &self.spec,
-            &self.pod_ip.to_string(),
-            &node_ip,
-        )
-        .await
-        {
-            Ok(env) => env,
-            Err(message) => {
-                self.set(|s| {
-                    s.state = State::Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message: Some(message.clone()),
-                    }
-                });
-                self.event(EventKind::Warning, "Failed", &format!("Error: {message}"))
-                    .await;
-                self.wait(Duration::from_secs(10)).await;
-                return if self.stop.is_cancelled() {
-                    None
-                } else {
-                    Some((1, Duration::ZERO))
-                };
-            }
-        };
-        let log_path =
-            self.ctx
-                .logs
-                .path_for(ns, pod_name, meta::uid(&self.pod), self.name(), restart);
+        let env =
+            match env::resolve(&self.ctx.client, &self.pod, &self.spec, &self.pod_ip.to_string(), &node_ip)
+                .await
+            {
+                Ok(env) => env,
+                Err(message) => {
+                    self.set(|s| {
+                        s.state = State::Waiting {
+                            reason: "CreateContainerConfigError".into(),
+                            message: Some(message.clone()),
+                        }
+                    });
+                    self.event(EventKind::Warning, "Failed", &format!("Error: {message}")).await;
+                    self.wait(Duration::from_secs(10)).await;
+                    return if self.stop.is_cancelled() { None } else { Some((1, Duration::ZERO)) };
+                }
+            };
+        let log_path = self.ctx.logs.path_for(ns, pod_name, meta::uid(&self.pod), self.name(), restart);
         if let Some(dir) = log_path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -350,27 +302,13 @@ impl ContainerTask {
                 return Some((128, started.elapsed()));
             }
         };
-        let id = format!(
-            "wasm://{}",
-            image
-                .image_id
-                .trim_start_matches("sha256:")
-                .get(..12)
-                .unwrap_or("")
-        );
+        let id = format!("wasm://{}", image.image_id.trim_start_matches("sha256:").get(..12).unwrap_or(""));
         self.set(|s| {
-            s.state = State::Running {
-                started_at: started_at.clone(),
-            };
+            s.state = State::Running { started_at: started_at.clone() };
             s.container_id = Some(id);
         });
         info!(world = ?component.world(), "container started");
-        self.event(
-            EventKind::Normal,
-            "Started",
-            &format!("Started container {}", self.name()),
-        )
-        .await;
+        self.event(EventKind::Normal, "Started", &format!("Started container {}", self.name())).await;
         let (exit, stopped) = tokio::select! {
             exit = running.wait() => (exit, false),
             _ = self.stop.cancelled() => {

@@ -64,21 +64,12 @@ pub async fn resolve(
                 ("Secret", &from["secretKeyRef"])
             };
             let optional = r["optional"].as_bool() == Some(true);
-            let (obj_name, key) = (
-                r["name"].as_str().unwrap_or(""),
-                r["key"].as_str().unwrap_or(""),
-            );
-            match fetch_data(client, kind, ns, obj_name)
-                .await?
-                .and_then(|mut d| d.remove(key))
-            {
+            let (obj_name, key) = (r["name"].as_str().unwrap_or(""), r["key"].as_str().unwrap_or(""));
+            match fetch_data(client, kind, ns, obj_name).await?.and_then(|mut d| d.remove(key)) {
                 Some(v) => Some(v),
                 None if optional => None,
                 None => {
-                    return Err(format!(
-                        "couldn't find key {key} in {} {ns}/{obj_name}",
-                        kind
-                    ));
+                    return Err(format!("couldn't find key {key} in {} {ns}/{obj_name}", kind));
                 }
             }
         } else {
@@ -116,12 +107,11 @@ fn field_ref(pod: &Value, path: &str, pod_ip: &str, host_ip: &str) -> Option<Str
         "spec.serviceAccountName" => s(&pod["spec"]["serviceAccountName"]),
         "status.podIP" | "status.podIPs" => pod_ip.to_string(),
         "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
-        p if p.starts_with("metadata.labels['") => s(&pod["metadata"]["labels"][p
-            .trim_start_matches("metadata.labels['")
-            .trim_end_matches("']")]),
-        p if p.starts_with("metadata.annotations['") => s(&pod["metadata"]["annotations"][p
-            .trim_start_matches("metadata.annotations['")
-            .trim_end_matches("']")]),
+        p if p.starts_with("metadata.labels['") => {
+            s(&pod["metadata"]["labels"][p.trim_start_matches("metadata.labels['").trim_end_matches("']")])
+        }
+        p if p.starts_with("metadata.annotations['") => s(&pod["metadata"]["annotations"]
+            [p.trim_start_matches("metadata.annotations['").trim_end_matches("']")]),
         _ => return None,
     })
 }
@@ -134,11 +124,7 @@ async fn fetch_data(
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>, String> {
     let rt = find_by_kind("v1", kind).ok_or_else(|| format!("{kind} is not served"))?;
-    let Some(obj) = client
-        .get_opt(rt, Some(ns), name)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(obj) = client.get_opt(rt, Some(ns), name).await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let mut out = BTreeMap::new();
@@ -170,22 +156,10 @@ mod tests {
     #[test]
     fn downward_api_fields() {
         let pod = json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "web"}}, "spec": {"nodeName": "n1"}});
-        assert_eq!(
-            field_ref(&pod, "metadata.name", "1", "2").as_deref(),
-            Some("p")
-        );
-        assert_eq!(
-            field_ref(&pod, "status.podIP", "127.64.0.2", "2").as_deref(),
-            Some("127.64.0.2")
-        );
-        assert_eq!(
-            field_ref(&pod, "metadata.labels['app']", "", "").as_deref(),
-            Some("web")
-        );
-        assert_eq!(
-            field_ref(&pod, "spec.nodeName", "", "").as_deref(),
-            Some("n1")
-        );
+        assert_eq!(field_ref(&pod, "metadata.name", "1", "2").as_deref(), Some("p"));
+        assert_eq!(field_ref(&pod, "status.podIP", "127.64.0.2", "2").as_deref(), Some("127.64.0.2"));
+        assert_eq!(field_ref(&pod, "metadata.labels['app']", "", "").as_deref(), Some("web"));
+        assert_eq!(field_ref(&pod, "spec.nodeName", "", "").as_deref(), Some("n1"));
         assert!(field_ref(&pod, "spec.bogus", "", "").is_none());
     }
 

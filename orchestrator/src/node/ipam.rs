@@ -18,9 +18,7 @@ pub struct PodIps {
 impl PodIps {
     /// A pool over `cidr` (e.g. `127.64.0.0/16`).
     pub fn new(cidr: &str) -> Result<Self, String> {
-        let (addr, bits) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("{cidr:?} is not a CIDR"))?;
+        let (addr, bits) = cidr.split_once('/').ok_or_else(|| format!("{cidr:?} is not a CIDR"))?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{cidr:?}: bad address"))?;
         let bits: u32 = bits
             .parse()
@@ -28,11 +26,7 @@ impl PodIps {
             .filter(|b| (8..=30).contains(b))
             .ok_or_else(|| format!("{cidr:?}: prefix must be 8..30"))?;
         let size = 1u32 << (32 - bits);
-        Ok(Self {
-            base: u32::from(addr) & !(size - 1),
-            size,
-            used: Arc::new(Mutex::new(HashSet::new())),
-        })
+        Ok(Self { base: u32::from(addr) & !(size - 1), size, used: Arc::new(Mutex::new(HashSet::new())) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Ipv4Addr>> {
@@ -48,9 +42,7 @@ impl PodIps {
                 return Some(p);
             }
         }
-        (2..self.size - 1)
-            .map(|i| Ipv4Addr::from(self.base + i))
-            .find(|ip| used.insert(*ip))
+        (2..self.size - 1).map(|i| Ipv4Addr::from(self.base + i)).find(|ip| used.insert(*ip))
     }
 
     /// Return an address to the pool.
@@ -73,19 +65,9 @@ mod tests {
         let pool = PodIps::new("127.64.0.0/16").expect("pool");
         let a = pool.allocate(None).expect("a");
         let b = pool.allocate(None).expect("b");
-        assert_eq!(
-            (a, b),
-            (Ipv4Addr::new(127, 64, 0, 2), Ipv4Addr::new(127, 64, 0, 3))
-        );
-        assert_eq!(
-            pool.allocate(Some(Ipv4Addr::new(127, 64, 9, 9))),
-            Some(Ipv4Addr::new(127, 64, 9, 9))
-        );
-        assert_eq!(
-            pool.allocate(Some(a)),
-            Some(Ipv4Addr::new(127, 64, 0, 4)),
-            "a is taken"
-        );
+        assert_eq!((a, b), (Ipv4Addr::new(127, 64, 0, 2), Ipv4Addr::new(127, 64, 0, 3)));
+        assert_eq!(pool.allocate(Some(Ipv4Addr::new(127, 64, 9, 9))), Some(Ipv4Addr::new(127, 64, 9, 9)));
+        assert_eq!(pool.allocate(Some(a)), Some(Ipv4Addr::new(127, 64, 0, 4)), "a is taken");
         assert_eq!(
             pool.allocate(Some(Ipv4Addr::new(10, 0, 0, 1))),
             Some(Ipv4Addr::new(127, 64, 0, 5)),

@@ -33,10 +33,7 @@ pub struct LogRegistry {
 impl LogRegistry {
     /// Logs under `root`.
     pub fn new(root: PathBuf) -> Self {
-        Self {
-            root,
-            active: Arc::new(Mutex::new(HashSet::new())),
-        }
+        Self { root, active: Arc::new(Mutex::new(HashSet::new())) }
     }
 
     fn pod_dir(&self, ns: &str, pod: &str, uid: &str) -> PathBuf {
@@ -44,17 +41,8 @@ impl LogRegistry {
     }
 
     /// The log file of one run of a container.
-    pub fn path_for(
-        &self,
-        ns: &str,
-        pod: &str,
-        uid: &str,
-        container: &str,
-        restart: u32,
-    ) -> PathBuf {
-        self.pod_dir(ns, pod, uid)
-            .join(container)
-            .join(format!("{restart}.log"))
+    pub fn path_for(&self, ns: &str, pod: &str, uid: &str, container: &str, restart: u32) -> PathBuf {
+        self.pod_dir(ns, pod, uid).join(container).join(format!("{restart}.log"))
     }
 
     /// Mark a log file as being written (followers keep waiting for more).
@@ -68,10 +56,7 @@ impl LogRegistry {
     }
 
     fn is_active(&self, path: &Path) -> bool {
-        self.active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(path)
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).contains(path)
     }
 
     /// Remove a deleted pod's logs.
@@ -107,13 +92,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(ServerState {
-            logs,
-            token: Arc::new(token),
-        });
-    let _ = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+        .with_state(ServerState { logs, token: Arc::new(token) });
+    let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
 }
 
 fn status(code: u16, reason: &str, message: String) -> Response {
@@ -143,10 +123,7 @@ impl LogOptions {
         let num = |k: &str| -> Result<Option<i64>, String> {
             q.get(k)
                 .filter(|v| !v.is_empty())
-                .map(|v| {
-                    v.parse::<i64>()
-                        .map_err(|_| format!("{k} must be an integer, got {v:?}"))
-                })
+                .map(|v| v.parse::<i64>().map_err(|_| format!("{k} must be an integer, got {v:?}")))
                 .transpose()
         };
         Ok(Self {
@@ -182,36 +159,23 @@ async fn container_logs(
         status(
             400,
             "BadRequest",
-            format!(
-                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
-            ),
+            format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"),
         )
     };
-    let Some(dir) = state
-        .logs
-        .find_pod_dir(&ns, &pod)
-        .map(|d| d.join(&container))
-    else {
+    let Some(dir) = state.logs.find_pod_dir(&ns, &pod).map(|d| d.join(&container)) else {
         return waiting();
     };
     let mut runs: Vec<u32> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter_map(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .strip_suffix(".log")
-                        .and_then(|n| n.parse().ok())
+                    e.file_name().to_string_lossy().strip_suffix(".log").and_then(|n| n.parse().ok())
                 })
                 .collect()
         })
         .unwrap_or_default();
     runs.sort_unstable();
-    let pick = if opts.previous {
-        runs.len().checked_sub(2).map(|i| runs[i])
-    } else {
-        runs.last().copied()
-    };
+    let pick = if opts.previous { runs.len().checked_sub(2).map(|i| runs[i]) } else { runs.last().copied() };
     let Some(run) = pick else {
         return if opts.previous {
             status(
@@ -238,12 +202,7 @@ fn render(line: &str, opts: &LogOptions, since: Option<jiff::Timestamp>) -> Opti
     }
     let mut out = String::new();
     if opts.timestamps {
-        out.push_str(
-            &parsed
-                .timestamp
-                .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                .to_string(),
-        );
+        out.push_str(&parsed.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string());
         out.push(' ');
     }
     out.push_str(&parsed.content);
@@ -259,11 +218,9 @@ async fn stream_log(
     opts: LogOptions,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    let since = opts.since_seconds.and_then(|s| {
-        jiff::Timestamp::now()
-            .checked_sub(jiff::SignedDuration::from_secs(s))
-            .ok()
-    });
+    let since = opts
+        .since_seconds
+        .and_then(|s| jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_secs(s)).ok());
     let Ok(mut file) = tokio::fs::File::open(&path).await else {
         return;
     };
@@ -274,10 +231,7 @@ async fn stream_log(
     let mut budget = opts.limit_bytes.unwrap_or(usize::MAX);
     // Whole lines read so far; the remainder waits for its newline.
     let cut = pending.rfind('\n').map_or(0, |i| i + 1);
-    let mut lines: Vec<String> = pending[..cut]
-        .lines()
-        .filter_map(|l| render(l, &opts, since))
-        .collect();
+    let mut lines: Vec<String> = pending[..cut].lines().filter_map(|l| render(l, &opts, since)).collect();
     pending.drain(..cut);
     if let Some(n) = opts.tail_lines {
         let skip = lines.len().saturating_sub(n);
@@ -304,10 +258,7 @@ async fn stream_log(
         }
         pending.push_str(&String::from_utf8_lossy(&raw));
         let cut = pending.rfind('\n').map_or(0, |i| i + 1);
-        let lines: Vec<String> = pending[..cut]
-            .lines()
-            .filter_map(|l| render(l, &opts, since))
-            .collect();
+        let lines: Vec<String> = pending[..cut].lines().filter_map(|l| render(l, &opts, since)).collect();
         pending.drain(..cut);
         for l in lines {
             if !send_limited(&tx, l, &mut budget).await {

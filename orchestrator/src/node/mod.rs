@@ -100,25 +100,10 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
     let log_registry = logs::LogRegistry::new(config.data_dir.join("logs"));
     let listener = tokio::net::TcpListener::bind((config.node_ip, config.port))
         .await
-        .map_err(|e| {
-            setup(
-                &format!(
-                    "binding the log server on {}:{}",
-                    config.node_ip, config.port
-                ),
-                &e,
-            )
-        })?;
-    let log_addr = listener
-        .local_addr()
-        .map_err(|e| setup("log server address", &e))?;
+        .map_err(|e| setup(&format!("binding the log server on {}:{}", config.node_ip, config.port), &e))?;
+    let log_addr = listener.local_addr().map_err(|e| setup("log server address", &e))?;
     let stop = CancellationToken::new();
-    tokio::spawn(logs::serve(
-        listener,
-        log_registry.clone(),
-        client.token().to_string(),
-        stop.clone(),
-    ));
+    tokio::spawn(logs::serve(listener, log_registry.clone(), client.token().to_string(), stop.clone()));
 
     registration::register(&client, &config, log_addr.port()).await?;
     let pod_cidr = registration::wait_for_pod_cidr(&client, &config.node_name).await?;
@@ -131,22 +116,12 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         puller: Arc::new(oci_fetch::Puller::new(images.clone())),
         images,
         logs: log_registry,
-        ips: ipam::PodIps::new(&pod_cidr).map_err(|e| {
-            AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name))
-        })?,
+        ips: ipam::PodIps::new(&pod_cidr)
+            .map_err(|e| AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name)))?,
     };
-    tokio::spawn(registration::heartbeat(
-        client.clone(),
-        config.clone(),
-        log_addr.port(),
-        stop.clone(),
-    ));
+    tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));
-    Ok(AgentHandle {
-        stop,
-        done,
-        log_addr,
-    })
+    Ok(AgentHandle { stop, done, log_addr })
 }
 
 /// Keep one worker per pod bound to this node; tell workers about changes and removals.
@@ -165,21 +140,15 @@ async fn dispatch(ctx: NodeContext, stop: CancellationToken) {
     let mut workers: HashMap<String, (watch::Sender<Option<Value>>, tokio::task::JoinHandle<()>)> =
         HashMap::new();
     loop {
-        let current: HashMap<String, Value> = pods
-            .list()
-            .into_iter()
-            .map(|p| (meta::uid(&p).to_string(), p))
-            .collect();
+        let current: HashMap<String, Value> =
+            pods.list().into_iter().map(|p| (meta::uid(&p).to_string(), p)).collect();
         for (uid, pod) in &current {
             match workers.get(uid) {
                 Some((tx, _)) => {
                     tx.send_if_modified(|old| {
                         let differs = old
                             .as_ref()
-                            .map(|o| {
-                                o["metadata"]["resourceVersion"]
-                                    != pod["metadata"]["resourceVersion"]
-                            })
+                            .map(|o| o["metadata"]["resourceVersion"] != pod["metadata"]["resourceVersion"])
                             .unwrap_or(true);
                         if differs {
                             *old = Some(pod.clone());

@@ -17,9 +17,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 
 fn node_status(config: &AgentConfig, port: u16) -> Value {
     let now = meta::now();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let memory_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -29,8 +27,7 @@ fn node_status(config: &AgentConfig, port: u16) -> Value {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .unwrap_or(0);
-    let resources =
-        json!({"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "1000"});
+    let resources = json!({"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "1000"});
     json!({
         "capacity": resources, "allocatable": resources,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "wasmkube agent is posting ready status",
@@ -47,8 +44,7 @@ fn node_status(config: &AgentConfig, port: u16) -> Value {
 
 /// Create the Node, or take over an existing one with the same name (an agent restart).
 pub async fn register(client: &Client, config: &AgentConfig, port: u16) -> Result<(), AgentError> {
-    let nodes = find_by_kind("v1", "Node")
-        .ok_or_else(|| AgentError::Setup("nodes are not served".into()))?;
+    let nodes = find_by_kind("v1", "Node").ok_or_else(|| AgentError::Setup("nodes are not served".into()))?;
     let node = json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": config.node_name, "labels": {
@@ -77,8 +73,7 @@ pub async fn register(client: &Client, config: &AgentConfig, port: u16) -> Resul
 
 /// Wait until the control plane has assigned `spec.podCIDR`.
 pub async fn wait_for_pod_cidr(client: &Client, node_name: &str) -> Result<String, AgentError> {
-    let nodes = find_by_kind("v1", "Node")
-        .ok_or_else(|| AgentError::Setup("nodes are not served".into()))?;
+    let nodes = find_by_kind("v1", "Node").ok_or_else(|| AgentError::Setup("nodes are not served".into()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let node = client.get(nodes, None, node_name).await?;
@@ -90,10 +85,7 @@ pub async fn wait_for_pod_cidr(client: &Client, node_name: &str) -> Result<Strin
         }
         let rv = meta::resource_version(&node).unwrap_or(0);
         // Wait for the next change to our Node rather than polling.
-        if let Ok(stream) = client
-            .watch(nodes, None, rv, Some(&format!("metadata.name={node_name}")))
-            .await
-        {
+        if let Ok(stream) = client.watch(nodes, None, rv, Some(&format!("metadata.name={node_name}"))).await {
             use futures::StreamExt;
             let mut stream = Box::pin(stream);
             let _ = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
@@ -112,16 +104,8 @@ pub async fn heartbeat(client: Client, config: AgentConfig, port: u16, stop: Can
             _ = stop.cancelled() => return,
         }
         let status = json!({"status": node_status(&config, port)});
-        if let Err(e) = client
-            .patch(
-                nodes,
-                None,
-                &config.node_name,
-                Some("status"),
-                PatchType::Merge,
-                &status,
-            )
-            .await
+        if let Err(e) =
+            client.patch(nodes, None, &config.node_name, Some("status"), PatchType::Merge, &status).await
         {
             if e.is_not_found() {
                 // Someone deleted our Node: register again.

@@ -46,13 +46,7 @@ impl State {
                 json!({"waiting": w})
             }
             State::Running { started_at } => json!({"running": {"startedAt": started_at}}),
-            State::Terminated {
-                exit_code,
-                reason,
-                message,
-                started_at,
-                finished_at,
-            } => {
+            State::Terminated { exit_code, reason, message, started_at, finished_at } => {
                 let mut t = json!({"exitCode": exit_code, "reason": reason, "startedAt": started_at, "finishedAt": finished_at});
                 if let Some(m) = message {
                     t["message"] = json!(m);
@@ -91,10 +85,7 @@ impl ContainerState {
             name: name.to_string(),
             image: image.to_string(),
             image_id: String::new(),
-            state: State::Waiting {
-                reason: "ContainerCreating".into(),
-                message: None,
-            },
+            state: State::Waiting { reason: "ContainerCreating".into(), message: None },
             last_state: None,
             restart_count: 0,
             done: false,
@@ -123,9 +114,7 @@ impl ContainerState {
 /// The pod phase from its containers.
 pub fn phase(containers: &[ContainerState]) -> &'static str {
     if !containers.is_empty() && containers.iter().all(|c| c.done) {
-        let all_ok = containers
-            .iter()
-            .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
+        let all_ok = containers.iter().all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
         return if all_ok { "Succeeded" } else { "Failed" };
     }
     let ever_ran = containers
@@ -143,10 +132,7 @@ pub fn pod_status(
     start_time: &str,
 ) -> Value {
     let all_ready = !containers.is_empty() && containers.iter().all(ContainerState::running);
-    let old = pod["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let old = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let now = meta::now();
     let condition = |kind: &str, ok: bool| {
         let status = if ok { "True" } else { "False" };
@@ -187,9 +173,7 @@ mod tests {
     fn phases() {
         let mut c = ContainerState::new("c", "i");
         assert_eq!(phase(std::slice::from_ref(&c)), "Pending");
-        c.state = State::Running {
-            started_at: meta::now(),
-        };
+        c.state = State::Running { started_at: meta::now() };
         assert_eq!(phase(std::slice::from_ref(&c)), "Running");
         c.state = terminated(0);
         c.done = true;
@@ -197,23 +181,14 @@ mod tests {
         c.state = terminated(2);
         assert_eq!(phase(std::slice::from_ref(&c)), "Failed");
         c.done = false;
-        c.state = State::Waiting {
-            reason: "CrashLoopBackOff".into(),
-            message: None,
-        };
+        c.state = State::Waiting { reason: "CrashLoopBackOff".into(), message: None };
         c.restart_count = 1;
         assert_eq!(phase(std::slice::from_ref(&c)), "Running");
     }
 
     #[test]
     fn required_fields_are_present() {
-        let s = pod_status(
-            &json!({}),
-            &[ContainerState::new("c", "img")],
-            "127.64.0.2",
-            "127.0.0.1",
-            "t",
-        );
+        let s = pod_status(&json!({}), &[ContainerState::new("c", "img")], "127.64.0.2", "127.0.0.1", "t");
         let cs = &s["containerStatuses"][0];
         for field in ["name", "image", "imageID", "ready", "restartCount"] {
             assert!(!cs[field].is_null(), "{field}");

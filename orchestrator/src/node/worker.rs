@@ -36,42 +36,26 @@ pub async fn run(
     let ns = meta::namespace(&pod).to_string();
     let name = meta::name(&pod).to_string();
     let uid = meta::uid(&pod).to_string();
-    if meta::is_terminating(&pod)
-        || matches!(
-            pod["status"]["phase"].as_str(),
-            Some("Succeeded" | "Failed")
-        )
-    {
+    if meta::is_terminating(&pod) || matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
         // Nothing to run: a finished pod stays finished; a deleted one is finalized.
         finish(&ctx, &pod, &mut updates, &agent_stop).await;
         return;
     }
-    let preferred = pod["status"]["podIP"]
-        .as_str()
-        .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+    let preferred = pod["status"]["podIP"].as_str().and_then(|ip| ip.parse::<Ipv4Addr>().ok());
     let Some(pod_ip) = ctx.ips.allocate(preferred) else {
         warn!("no free pod IPs on this node");
         return;
     };
     let host_ip = ctx.node_ip.to_string();
-    let start_time = pod["status"]["startTime"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(meta::now);
+    let start_time = pod["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(meta::now);
     let dirty = Arc::new(Notify::new());
     let containers_stop = CancellationToken::new();
     let grace = Arc::new(Mutex::new(Duration::from_secs(
-        pod["spec"]["terminationGracePeriodSeconds"]
-            .as_u64()
-            .unwrap_or(30),
+        pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
     )));
     let mut states = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for spec in pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-    {
+    for spec in pod["spec"]["containers"].as_array().cloned().unwrap_or_default() {
         let shared = Arc::new(Mutex::new(ContainerState::new(
             spec["name"].as_str().unwrap_or(""),
             spec["image"].as_str().unwrap_or(""),
@@ -88,13 +72,8 @@ pub async fn run(
         };
         tasks.spawn(task.run(grace.clone()));
     }
-    let target = StatusTarget {
-        ns: ns.clone(),
-        name: name.clone(),
-        pod_ip: pod_ip.to_string(),
-        host_ip,
-        start_time,
-    };
+    let target =
+        StatusTarget { ns: ns.clone(), name: name.clone(), pod_ip: pod_ip.to_string(), host_ip, start_time };
     let mut current = pod.clone();
     target.push(&ctx, &current, &snapshot(&states)).await;
     let mut last_pushed = String::new();
@@ -143,10 +122,7 @@ pub async fn run(
 }
 
 fn snapshot(states: &[Arc<Mutex<ContainerState>>]) -> Vec<ContainerState> {
-    states
-        .iter()
-        .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
-        .collect()
+    states.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
 }
 
 /// Where and what a worker reports as pod status.
@@ -163,13 +139,7 @@ impl StatusTarget {
         let Some(pod_type) = find_by_kind("v1", "Pod") else {
             return;
         };
-        let status = status::pod_status(
-            pod,
-            containers,
-            &self.pod_ip,
-            &self.host_ip,
-            &self.start_time,
-        );
+        let status = status::pod_status(pod, containers, &self.pod_ip, &self.host_ip, &self.start_time);
         if let Err(e) = ctx
             .client
             .patch(
@@ -218,26 +188,11 @@ async fn finalize(ctx: &NodeContext, pod: &Value) {
         return;
     };
     let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": meta::uid(pod)}});
-    let path = crate::client::Client::path(
-        pod_type,
-        Some(meta::namespace(pod)),
-        Some(meta::name(pod)),
-        None,
-    );
-    match ctx
-        .client
-        .request(
-            reqwest::Method::DELETE,
-            &path,
-            Some(("application/json", &body)),
-            None,
-        )
-        .await
-    {
+    let path = crate::client::Client::path(pod_type, Some(meta::namespace(pod)), Some(meta::name(pod)), None);
+    match ctx.client.request(reqwest::Method::DELETE, &path, Some(("application/json", &body)), None).await {
         Ok(_) => info!("pod removed"),
         Err(e) if e.is_not_found() || e.is_conflict() => {}
         Err(e) => warn!(error = %e, "removing pod failed"),
     }
-    ctx.logs
-        .remove_pod(meta::namespace(pod), meta::name(pod), meta::uid(pod));
+    ctx.logs.remove_pod(meta::namespace(pod), meta::name(pod), meta::uid(pod));
 }

@@ -19,8 +19,7 @@ use crate::{
 
 /// Run the scheduler until the process ends.
 pub async fn run(client: Client) {
-    let (Some(pod_type), Some(node_type)) = (find_by_kind("v1", "Pod"), find_by_kind("v1", "Node"))
-    else {
+    let (Some(pod_type), Some(node_type)) = (find_by_kind("v1", "Pod"), find_by_kind("v1", "Node")) else {
         return;
     };
     let changed = Arc::new(Notify::new());
@@ -44,9 +43,9 @@ pub async fn run(client: Client) {
                 }
             }
             bound_here.retain(|uid, _| {
-                all_pods.iter().any(|p| {
-                    meta::uid(p) == uid && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                })
+                all_pods
+                    .iter()
+                    .any(|p| meta::uid(p) == uid && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty))
             });
             for node in bound_here.values() {
                 *load.entry(node.clone()).or_default() += 1;
@@ -69,12 +68,7 @@ pub async fn run(client: Client) {
                             )
                         );
                         match client
-                            .request(
-                                reqwest::Method::POST,
-                                &path,
-                                Some(("application/json", &binding)),
-                                None,
-                            )
+                            .request(reqwest::Method::POST, &path, Some(("application/json", &binding)), None)
                             .await
                         {
                             Ok(_) => {
@@ -87,10 +81,7 @@ pub async fn run(client: Client) {
                                     pod,
                                     EventKind::Normal,
                                     "Scheduled",
-                                    &format!(
-                                        "Successfully assigned {} to {node}",
-                                        meta::key_of(pod)
-                                    ),
+                                    &format!("Successfully assigned {} to {node}", meta::key_of(pod)),
                                     "default-scheduler",
                                 )
                                 .await;
@@ -136,38 +127,28 @@ pub async fn run(client: Client) {
 fn needs_scheduling(pod: &Value) -> bool {
     pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
         && !meta::is_terminating(pod)
-        && pod["spec"]["schedulerName"]
-            .as_str()
-            .is_none_or(|s| s == "default-scheduler")
+        && pod["spec"]["schedulerName"].as_str().is_none_or(|s| s == "default-scheduler")
 }
 
 /// Whether a node can take the pod.
 pub fn fits(pod: &Value, node: &Value) -> bool {
-    let ready = node["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    });
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
     let schedulable = node["spec"]["unschedulable"].as_bool() != Some(true);
     let selector_ok = pod["spec"]["nodeSelector"]
         .as_object()
         .is_none_or(|sel| sel.iter().all(|(k, v)| node["metadata"]["labels"][k] == *v));
-    let tolerations = pod["spec"]["tolerations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let tolerations = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
     let taints_ok = node["spec"]["taints"].as_array().is_none_or(|taints| {
-        taints
-            .iter()
-            .filter(|t| t["effect"] == "NoSchedule" || t["effect"] == "NoExecute")
-            .all(|t| {
-                tolerations.iter().any(|tol| {
-                    let key_ok = tol["key"].is_null() && tol["operator"] == "Exists"
-                        || tol["key"] == t["key"];
-                    let value_ok = tol["operator"] == "Exists" || tol["value"] == t["value"];
-                    let effect_ok = tol["effect"].is_null() || tol["effect"] == t["effect"];
-                    key_ok && value_ok && effect_ok
-                })
+        taints.iter().filter(|t| t["effect"] == "NoSchedule" || t["effect"] == "NoExecute").all(|t| {
+            tolerations.iter().any(|tol| {
+                let key_ok = tol["key"].is_null() && tol["operator"] == "Exists" || tol["key"] == t["key"];
+                let value_ok = tol["operator"] == "Exists" || tol["value"] == t["value"];
+                let effect_ok = tol["effect"].is_null() || tol["effect"] == t["effect"];
+                key_ok && value_ok && effect_ok
             })
+        })
     });
     ready && schedulable && selector_ok && taints_ok
 }
@@ -176,12 +157,7 @@ fn pick_node(pod: &Value, nodes: &[Value], load: &HashMap<String, usize>) -> Opt
     nodes
         .iter()
         .filter(|n| fits(pod, n))
-        .min_by_key(|n| {
-            (
-                load.get(meta::name(n)).copied().unwrap_or(0),
-                meta::name(n).to_string(),
-            )
-        })
+        .min_by_key(|n| (load.get(meta::name(n)).copied().unwrap_or(0), meta::name(n).to_string()))
         .map(|n| meta::name(n).to_string())
 }
 

@@ -42,11 +42,7 @@ impl Store {
         }
         txn.commit()?;
         let (live, _) = broadcast::channel(4096);
-        Ok(Self {
-            db: Arc::new(db),
-            writer: Arc::new(Mutex::new(())),
-            live,
-        })
+        Ok(Self { db: Arc::new(db), writer: Arc::new(Mutex::new(())), live })
     }
 
     /// The newest revision handed out.
@@ -69,11 +65,7 @@ impl Store {
     /// Every object whose key starts with `prefix`, and the revision the list is consistent at.
     pub fn list(&self, prefix: &str) -> Result<(Vec<Value>, u64), StoreError> {
         let txn = self.db.begin_read()?;
-        let revision = txn
-            .open_table(META)?
-            .get(REVISION)?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let revision = txn.open_table(META)?.get(REVISION)?.map(|v| v.value()).unwrap_or(0);
         let objects = txn.open_table(OBJECTS)?;
         let mut items = Vec::new();
         for entry in objects.range(prefix..)? {
@@ -93,10 +85,7 @@ impl Store {
         E: From<StoreError>,
         F: FnOnce(Option<Value>) -> Result<Mutation, E>,
     {
-        let _order = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _order = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let txn = self.db.begin_write().map_err(StoreError::from)?;
         let (result, event) = {
             let mut objects = txn.open_table(OBJECTS).map_err(StoreError::from)?;
@@ -107,12 +96,7 @@ impl Store {
             let existed = current.is_some();
             let mutation = decide(current.clone())?;
             let mut meta = txn.open_table(META).map_err(StoreError::from)?;
-            let revision = meta
-                .get(REVISION)
-                .map_err(StoreError::from)?
-                .map(|v| v.value())
-                .unwrap_or(0)
-                + 1;
+            let revision = meta.get(REVISION).map_err(StoreError::from)?.map(|v| v.value()).unwrap_or(0) + 1;
             let (event_type, mut object) = match (mutation, current) {
                 (Mutation::Keep, current) => return Ok(current),
                 (Mutation::Delete, None) => return Ok(None),
@@ -120,22 +104,14 @@ impl Store {
                     objects.remove(key).map_err(StoreError::from)?;
                     (EventType::Deleted, old)
                 }
-                (Mutation::Put(new), _) => (
-                    if existed {
-                        EventType::Modified
-                    } else {
-                        EventType::Added
-                    },
-                    new,
-                ),
+                (Mutation::Put(new), _) => {
+                    (if existed { EventType::Modified } else { EventType::Added }, new)
+                }
             };
             object["metadata"]["resourceVersion"] = json!(revision.to_string());
-            let bytes =
-                serde_json::to_vec(&object).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let bytes = serde_json::to_vec(&object).map_err(|e| StoreError::Backend(e.to_string()))?;
             if event_type != EventType::Deleted {
-                objects
-                    .insert(key, bytes.as_slice())
-                    .map_err(StoreError::from)?;
+                objects.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
             }
             meta.insert(REVISION, revision).map_err(StoreError::from)?;
             let event = StoredEvent {
@@ -145,15 +121,10 @@ impl Store {
                 object: Arc::new(object.clone()),
             };
             let mut events = txn.open_table(EVENTS).map_err(StoreError::from)?;
-            let event_bytes =
-                serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-            events
-                .insert(revision, event_bytes.as_slice())
-                .map_err(StoreError::from)?;
+            let event_bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
+            events.insert(revision, event_bytes.as_slice()).map_err(StoreError::from)?;
             if revision > RETAINED_EVENTS {
-                events
-                    .retain_in(..=(revision - RETAINED_EVENTS), |_, _| false)
-                    .map_err(StoreError::from)?;
+                events.retain_in(..=(revision - RETAINED_EVENTS), |_, _| false).map_err(StoreError::from)?;
             }
             (Some(object), event)
         };
@@ -173,29 +144,18 @@ impl Store {
     pub fn events_since(&self, prefix: &str, since: u64) -> Result<Vec<StoredEvent>, StoreError> {
         let txn = self.db.begin_read()?;
         let events = txn.open_table(EVENTS)?;
-        let current = txn
-            .open_table(META)?
-            .get(REVISION)?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        let oldest = events
-            .first()?
-            .map(|(k, _)| k.value())
-            .unwrap_or(current + 1);
+        let current = txn.open_table(META)?.get(REVISION)?.map(|v| v.value()).unwrap_or(0);
+        let oldest = events.first()?.map(|(k, _)| k.value()).unwrap_or(current + 1);
         if since + 1 < oldest && since < current {
-            return Err(StoreError::Expired {
-                requested: since,
-                oldest,
-            });
+            return Err(StoreError::Expired { requested: since, oldest });
         }
         let mut out = Vec::new();
         for entry in events.range((since + 1)..)? {
             let (k, v) = entry?;
-            let event: StoredEvent =
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                    key: format!("event {}", k.value()),
-                    message: e.to_string(),
-                })?;
+            let event: StoredEvent = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                key: format!("event {}", k.value()),
+                message: e.to_string(),
+            })?;
             if event.key.starts_with(prefix) {
                 out.push(event);
             }
@@ -205,10 +165,8 @@ impl Store {
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: key.to_string(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { key: key.to_string(), message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -216,10 +174,7 @@ mod tests {
     use super::*;
 
     fn put(store: &Store, key: &str, value: Value) -> Value {
-        store
-            .mutate::<StoreError, _>(key, |_| Ok(Mutation::Put(value)))
-            .expect("put")
-            .expect("object")
+        store.mutate::<StoreError, _>(key, |_| Ok(Mutation::Put(value))).expect("put").expect("object")
     }
 
     #[test]
@@ -228,16 +183,8 @@ mod tests {
         let path = dir.path().join("store.redb");
         {
             let store = Store::open(&path).expect("open");
-            let a = put(
-                &store,
-                "/registry/core/pods/default/a",
-                json!({"metadata": {"name": "a"}}),
-            );
-            let b = put(
-                &store,
-                "/registry/core/pods/default/b",
-                json!({"metadata": {"name": "b"}}),
-            );
+            let a = put(&store, "/registry/core/pods/default/a", json!({"metadata": {"name": "a"}}));
+            let b = put(&store, "/registry/core/pods/default/b", json!({"metadata": {"name": "b"}}));
             assert_eq!(a["metadata"]["resourceVersion"], "1");
             assert_eq!(b["metadata"]["resourceVersion"], "2");
         }
@@ -245,11 +192,7 @@ mod tests {
         assert_eq!(store.current_revision().expect("rv"), 2);
         let (items, rv) = store.list("/registry/core/pods/default/").expect("list");
         assert_eq!((items.len(), rv), (2, 2));
-        let c = put(
-            &store,
-            "/registry/core/pods/default/c",
-            json!({"metadata": {"name": "c"}}),
-        );
+        let c = put(&store, "/registry/core/pods/default/c", json!({"metadata": {"name": "c"}}));
         assert_eq!(c["metadata"]["resourceVersion"], "3");
     }
 
@@ -257,16 +200,8 @@ mod tests {
     fn list_prefix_is_exact_and_events_replay() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("s.redb")).expect("open");
-        put(
-            &store,
-            "/registry/core/pods/default/a",
-            json!({"metadata": {"name": "a"}}),
-        );
-        put(
-            &store,
-            "/registry/core/pods/default2/a",
-            json!({"metadata": {"name": "a"}}),
-        );
+        put(&store, "/registry/core/pods/default/a", json!({"metadata": {"name": "a"}}));
+        put(&store, "/registry/core/pods/default2/a", json!({"metadata": {"name": "a"}}));
         put(
             &store,
             "/registry/core/pods/default/a",
@@ -275,30 +210,11 @@ mod tests {
         store
             .mutate::<StoreError, _>("/registry/core/pods/default/a", |_| Ok(Mutation::Delete))
             .expect("delete");
-        assert_eq!(
-            store
-                .list("/registry/core/pods/default/")
-                .expect("list")
-                .0
-                .len(),
-            0
-        );
-        let events = store
-            .events_since("/registry/core/pods/default/", 0)
-            .expect("events");
+        assert_eq!(store.list("/registry/core/pods/default/").expect("list").0.len(), 0);
+        let events = store.events_since("/registry/core/pods/default/", 0).expect("events");
         let kinds: Vec<_> = events.iter().map(|e| (e.rv, e.event_type)).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (1, EventType::Added),
-                (3, EventType::Modified),
-                (4, EventType::Deleted)
-            ]
-        );
-        assert_eq!(
-            store.events_since("/registry/", 3).expect("events").len(),
-            1
-        );
+        assert_eq!(kinds, vec![(1, EventType::Added), (3, EventType::Modified), (4, EventType::Deleted)]);
+        assert_eq!(store.events_since("/registry/", 3).expect("events").len(), 1);
     }
 
     #[test]
@@ -306,8 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("s.redb")).expect("open");
         put(&store, "/k", json!({"metadata": {"name": "k"}, "v": 1}));
-        let err =
-            store.mutate::<StoreError, _>("/k", |_| Err(StoreError::Backend("refused".into())));
+        let err = store.mutate::<StoreError, _>("/k", |_| Err(StoreError::Backend("refused".into())));
         assert!(err.is_err());
         assert_eq!(store.get("/k").expect("get").expect("present")["v"], 1);
         assert_eq!(store.current_revision().expect("rv"), 1);
@@ -319,11 +234,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb")).expect("open");
         let mut rx = store.subscribe();
         for i in 0..5 {
-            put(
-                &store,
-                &format!("/k/{i}"),
-                json!({"metadata": {"name": i.to_string()}}),
-            );
+            put(&store, &format!("/k/{i}"), json!({"metadata": {"name": i.to_string()}}));
         }
         for want in 1..=5 {
             let ev = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())

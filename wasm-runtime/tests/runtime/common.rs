@@ -12,15 +12,11 @@ use wasm_runtime::{ContainerSpec, EngineConfig, LoadedComponent, WasmEngine};
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn within<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, fut)
-        .await
-        .expect("test timed out")
+    tokio::time::timeout(TEST_TIMEOUT, fut).await.expect("test timed out")
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../sample-apps/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-apps/fixtures").join(name)
 }
 
 /// An engine whose cache lives in (and dies with) its own temp dir.
@@ -32,27 +28,18 @@ pub struct TestEnv {
 impl TestEnv {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let engine = WasmEngine::new(EngineConfig {
-            cache_dir: dir.path().join("cache"),
-        })
-        .expect("engine");
+        let engine = WasmEngine::new(EngineConfig { cache_dir: dir.path().join("cache") }).expect("engine");
         Self { engine, dir }
     }
 
     pub async fn load_fixture(&self, name: &str) -> LoadedComponent {
-        self.engine
-            .load_component(&fixture(name), "sha256:unknown")
-            .await
-            .expect("fixture loads")
+        self.engine.load_component(&fixture(name), "sha256:unknown").await.expect("fixture loads")
     }
 
     /// Writes WAT text as a Wasm binary into the temp dir and loads it.
     pub async fn load_wat(&self, name: &str, wat: &str) -> LoadedComponent {
         let path = self.write_wat(name, wat);
-        self.engine
-            .load_component(&path, name)
-            .await
-            .expect("WAT component loads")
+        self.engine.load_component(&path, name).await.expect("WAT component loads")
     }
 
     pub fn write_wat(&self, name: &str, wat: &str) -> PathBuf {
@@ -86,9 +73,5 @@ pub fn read_log(path: &Path) -> Vec<CriLine> {
 }
 
 pub fn contents(lines: &[CriLine], stream: Stream) -> Vec<String> {
-    lines
-        .iter()
-        .filter(|l| l.stream == stream)
-        .map(|l| l.content.clone())
-        .collect()
+    lines.iter().filter(|l| l.stream == stream).map(|l| l.content.clone()).collect()
 }

@@ -62,9 +62,8 @@ async fn get(addr: SocketAddr, path: &str) -> (String, String) {
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let (head, body) =
+        response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end in {response:?}"));
     let status_line = head.lines().next().unwrap_or_default().to_string();
     (status_line, body.to_string())
 }
@@ -95,26 +94,14 @@ async fn hello_http_greets_with_env_and_logs_requests() {
         let (status, _) = get(addr, "/again?x=1").await;
         assert_eq!(status, "HTTP/1.1 200 OK");
 
-        let status = tokio::time::timeout(
-            Duration::from_secs(10),
-            running.stop(Duration::from_secs(5)),
-        )
-        .await
-        .expect("an idle server stops promptly");
-        assert_eq!(
-            (status.code, status.reason.as_str(), status.message),
-            (0, "Stopped", None)
-        );
-        assert!(
-            TcpStream::connect(addr).await.is_err(),
-            "the port is closed after stop"
-        );
+        let status = tokio::time::timeout(Duration::from_secs(10), running.stop(Duration::from_secs(5)))
+            .await
+            .expect("an idle server stops promptly");
+        assert_eq!((status.code, status.reason.as_str(), status.message), (0, "Stopped", None));
+        assert!(TcpStream::connect(addr).await.is_err(), "the port is closed after stop");
 
         let stdout = contents(&read_log(&env.log_path("hello-http")), Stream::Stdout);
-        assert_eq!(
-            stdout,
-            ["GET / from hello-http", "GET /again?x=1 from hello-http"]
-        );
+        assert_eq!(stdout, ["GET / from hello-http", "GET /again?x=1 from hello-http"]);
     })
     .await
 }
@@ -160,15 +147,10 @@ async fn a_taken_port_is_a_start_error() {
     within(async {
         let env = TestEnv::new();
         let component = env.load_fixture("hello-http.wasm").await;
-        let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut spec = env.spec("clash", &[]);
         spec.http_listen = Some(taken.local_addr().expect("addr"));
-        let err = start(&env.engine, &component, spec)
-            .await
-            .err()
-            .expect("port in use");
+        let err = start(&env.engine, &component, spec).await.err().expect("port in use");
         assert!(matches!(err, RuntimeError::Bind { .. }), "{err}");
     })
     .await
@@ -179,14 +161,8 @@ async fn http_needs_a_listen_address() {
     within(async {
         let env = TestEnv::new();
         let component = env.load_fixture("hello-http.wasm").await;
-        let err = start(&env.engine, &component, env.spec("noport", &[]))
-            .await
-            .err()
-            .expect("no address");
-        assert!(
-            matches!(err, RuntimeError::MissingListenAddress { .. }),
-            "{err}"
-        );
+        let err = start(&env.engine, &component, env.spec("noport", &[])).await.err().expect("no address");
+        assert!(matches!(err, RuntimeError::MissingListenAddress { .. }), "{err}");
     })
     .await
 }
@@ -205,12 +181,9 @@ async fn stop_cuts_off_a_request_that_outlives_the_grace_period() {
         while running.in_flight_requests() == 0 {
             tokio::task::yield_now().await;
         }
-        let status = tokio::time::timeout(
-            Duration::from_secs(10),
-            running.stop(Duration::from_millis(100)),
-        )
-        .await
-        .expect("stop ends after the grace period even though the guest spins");
+        let status = tokio::time::timeout(Duration::from_secs(10), running.stop(Duration::from_millis(100)))
+            .await
+            .expect("stop ends after the grace period even though the guest spins");
         assert_eq!((status.code, status.reason.as_str()), (0, "Stopped"));
         let message = status.message.expect("says what was cut off");
         assert!(message.contains("1 request(s)"), "{message}");

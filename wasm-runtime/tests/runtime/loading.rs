@@ -10,12 +10,7 @@ async fn non_wasm_bytes_are_rejected() {
         let env = TestEnv::new();
         let path = env.dir.path().join("not.wasm");
         std::fs::write(&path, b"#!/bin/sh\necho hi\n").expect("write");
-        let err = env
-            .engine
-            .load_component(&path, "x")
-            .await
-            .err()
-            .expect("rejected");
+        let err = env.engine.load_component(&path, "x").await.err().expect("rejected");
         assert!(matches!(err, RuntimeError::NotWasm { .. }), "{err}");
     })
     .await
@@ -26,16 +21,8 @@ async fn a_core_module_is_unsupported_with_a_clear_error() {
     within(async {
         let env = TestEnv::new();
         let path = env.write_wat("core", "(module)");
-        let err = env
-            .engine
-            .load_component(&path, "x")
-            .await
-            .err()
-            .expect("rejected");
-        assert!(
-            matches!(err, RuntimeError::UnsupportedModule { .. }),
-            "{err}"
-        );
+        let err = env.engine.load_component(&path, "x").await.err().expect("rejected");
+        assert!(matches!(err, RuntimeError::UnsupportedModule { .. }), "{err}");
         assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
     })
     .await
@@ -46,12 +33,7 @@ async fn a_component_of_no_known_world_is_rejected() {
     within(async {
         let env = TestEnv::new();
         let path = env.write_wat("empty", "(component)");
-        let err = env
-            .engine
-            .load_component(&path, "x")
-            .await
-            .err()
-            .expect("rejected");
+        let err = env.engine.load_component(&path, "x").await.err().expect("rejected");
         assert!(matches!(err, RuntimeError::UnknownWorld { .. }), "{err}");
     })
     .await
@@ -85,10 +67,8 @@ async fn the_second_load_comes_from_the_disk_cache() {
         assert!(first.digest().starts_with("sha256:"));
 
         // A new engine (a restarted node agent) with the same configuration reuses the file.
-        let restarted = WasmEngine::new(EngineConfig {
-            cache_dir: env.dir.path().join("cache"),
-        })
-        .expect("engine");
+        let restarted =
+            WasmEngine::new(EngineConfig { cache_dir: env.dir.path().join("cache") }).expect("engine");
         let reloaded = restarted.load_component(&path, "a").await.expect("loads");
         assert_eq!(reloaded.compile_outcome(), CompileOutcome::Cached);
         assert_eq!(reloaded.world(), World::HttpProxy);

@@ -1,0 +1,274 @@
+//! Running the real `wasmkube` binary for tests: `up` and `agent` as child processes, the real
+//! kubectl (from the venv `scripts/install-test-deps.sh` makes) pointed at them, and a plain
+//! HTTP GET for pods. Readiness is read from the processes' own output, never guessed by time.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The `wasmkube` binary the test script built (`$WASMKUBE_BIN` overrides).
+pub fn wasmkube_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("WASMKUBE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let bin = target.join("debug/wasmkube");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build it first (`cargo build -p orchestrator`), as scripts/test.sh does",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The real kubectl from the test venv.
+pub fn kubectl_bin() -> anyhow::Result<PathBuf> {
+    let bin = root().join(".venv/bin/kubectl");
+    if !bin.exists() {
+        bail!("{} is missing: run scripts/install-test-deps.sh", bin.display());
+    }
+    Ok(bin)
+}
+
+/// A free loopback port (not reserved; good enough for test servers that bind at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// A child process whose stdout lines arrive on a channel; killed (SIGTERM, then SIGKILL) on drop.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Everything it printed so far (for failure messages).
+    pub seen: Vec<String>,
+}
+
+impl Process {
+    /// Spawn `bin args`, stderr into `log`.
+    pub fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        let stderr = std::fs::File::create(log)?;
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines, seen: Vec::new() })
+    }
+
+    /// Wait until a printed line contains `needle` (or the process exits / `timeout` passes).
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    bail!("no line containing {needle:?} within {timeout:?}; output so far: {:?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Stop with SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            for _ in 0..50 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running `wasmkube up`.
+pub struct Cluster {
+    /// The `up` process.
+    pub process: Process,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// The node token it printed.
+    pub node_token: String,
+}
+
+impl Cluster {
+    /// Start `wasmkube up` on a free port with `data_dir` and wait until it says it is up.
+    pub fn up(data_dir: &Path, node_name: &str) -> anyhow::Result<Self> {
+        Self::up_on(data_dir, node_name, free_port())
+    }
+
+    /// Like [`Cluster::up`] on a given port (a restart reuses it).
+    pub fn up_on(data_dir: &Path, node_name: &str, port: u16) -> anyhow::Result<Self> {
+        let listen = format!("127.0.0.1:{port}");
+        let log = data_dir.with_extension(format!("up-{port}-{}.log", std::process::id()));
+        let mut process = Process::spawn(
+            &wasmkube_bin()?,
+            &[
+                "up",
+                "--data-dir",
+                &data_dir.display().to_string(),
+                "--listen",
+                &listen,
+                "--node-name",
+                node_name,
+            ],
+            &log,
+        )?;
+        let join = process.wait_for_line("join a node:", Duration::from_secs(120)).with_context(|| {
+            format!(
+                "wasmkube up did not come up; its log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
+        let node_token =
+            join.split_whitespace().skip_while(|w| *w != "--token").nth(1).unwrap_or("").to_string();
+        process.wait_for_line("Press Ctrl-C", Duration::from_secs(60))?;
+        Ok(Self {
+            process,
+            data_dir: data_dir.to_path_buf(),
+            server: format!("https://{listen}"),
+            node_token,
+        })
+    }
+
+    /// The kubeconfig `up` wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+
+    /// The cluster CA `up` wrote.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.data_dir.join("pki/ca.crt")
+    }
+
+    /// Run kubectl against this cluster; returns the whole output, successful or not.
+    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let cache = self.data_dir.join("kube-cache");
+        Ok(Command::new(kubectl_bin()?)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("KUBECACHEDIR", cache)
+            .stdin(Stdio::null())
+            .output()?)
+    }
+
+    /// Run kubectl and require success; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.kubectl(args)?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        Ok(serde_json::from_str(&self.kubectl_ok(&all)?)?)
+    }
+
+    /// Run the wasmkube CLI; require success; returns stdout.
+    pub fn wasmkube_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(wasmkube_bin()?)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "wasmkube {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Start another node with `wasmkube agent` and wait until it has joined.
+    pub fn join_agent(&self, data_dir: &Path, node_name: &str) -> anyhow::Result<Process> {
+        let log = data_dir.with_extension("agent.log");
+        let mut p = Process::spawn(
+            &wasmkube_bin()?,
+            &[
+                "agent",
+                "--server",
+                &self.server,
+                "--token",
+                &self.node_token,
+                "--ca-cert",
+                &self.ca_cert().display().to_string(),
+                "--data-dir",
+                &data_dir.display().to_string(),
+                "--node-name",
+                node_name,
+            ],
+            &log,
+        )?;
+        p.wait_for_line("joined", Duration::from_secs(60))
+            .with_context(|| format!("agent log: {}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+        Ok(p)
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status code, body).
+pub fn http_get(host_port: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(host_port).with_context(|| format!("connecting to {host_port}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
