@@ -17,8 +17,8 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 
-/// How many past events a watch can resume from before it gets 410 Expired.
-const RETAINED_EVENTS: u64 = 20_000;
+/// How many past events a watch can resume from before it gets 410 Expired (by default).
+pub const RETAINED_EVENTS: u64 = 20_000;
 
 /// The cluster store. Cheap to clone.
 #[derive(Clone)]
@@ -27,11 +27,18 @@ pub struct Store {
     /// Serializes commit + publish so watchers see events in revision order.
     writer: Arc<Mutex<()>>,
     live: broadcast::Sender<StoredEvent>,
+    retained: u64,
 }
 
 impl Store {
     /// Open (or create) the store file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_retention(path, RETAINED_EVENTS)
+    }
+
+    /// Open keeping only the last `retained` events (tests use a small log to reach 410).
+    pub fn open_with_retention(path: &Path, retained: u64) -> Result<Self, StoreError> {
+        let retained = retained.max(1);
         let db = Database::create(path)
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write()?;
@@ -42,7 +49,7 @@ impl Store {
         }
         txn.commit()?;
         let (live, _) = broadcast::channel(4096);
-        Ok(Self { db: Arc::new(db), writer: Arc::new(Mutex::new(())), live })
+        Ok(Self { db: Arc::new(db), writer: Arc::new(Mutex::new(())), live, retained })
     }
 
     /// The newest revision handed out.
@@ -123,8 +130,8 @@ impl Store {
             let mut events = txn.open_table(EVENTS).map_err(StoreError::from)?;
             let event_bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
             events.insert(revision, event_bytes.as_slice()).map_err(StoreError::from)?;
-            if revision > RETAINED_EVENTS {
-                events.retain_in(..=(revision - RETAINED_EVENTS), |_, _| false).map_err(StoreError::from)?;
+            if revision > self.retained {
+                events.retain_in(..=(revision - self.retained), |_, _| false).map_err(StoreError::from)?;
             }
             (Some(object), event)
         };
