@@ -50,8 +50,18 @@ fn configmap(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
 }
 
-async fn raw(s: &Server, method: reqwest::Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", s.url)).header("content-type", content_type).body(body);
+async fn raw(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", s.url))
+        .header("content-type", content_type)
+        .body(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -60,8 +70,14 @@ async fn raw(s: &Server, method: reqwest::Method, path: &str, token: Option<&str
     (code, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn next(stream: &mut (impl futures::Stream<Item = Result<WatchEvent, orchestrator::api::ApiError>> + Unpin)) -> WatchEvent {
-    tokio::time::timeout(STEP, stream.next()).await.expect("an event in time").expect("stream open").expect("event")
+async fn next(
+    stream: &mut (impl futures::Stream<Item = Result<WatchEvent, orchestrator::api::ApiError>> + Unpin),
+) -> WatchEvent {
+    tokio::time::timeout(STEP, stream.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
+        .expect("event")
 }
 
 #[tokio::test]
@@ -75,8 +91,20 @@ async fn bad_requests_get_status_objects_and_change_nothing() {
         (Some(TOKEN), "application/json", b"{not json".to_vec(), 400, "BadRequest"),
         (Some(TOKEN), "application/yaml", b"a: [1,\n".to_vec(), 400, "BadRequest"),
         (Some(TOKEN), "application/json", br#"{"kind":"ConfigMap","metadata":{}}"#.to_vec(), 422, "Invalid"),
-        (Some(TOKEN), "application/json", br#"{"kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":7}}"#.to_vec(), 422, "Invalid"),
-        (Some(TOKEN), "application/json", br#"{"kind":"Secret","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
+        (
+            Some(TOKEN),
+            "application/json",
+            br#"{"kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":7}}"#.to_vec(),
+            422,
+            "Invalid",
+        ),
+        (
+            Some(TOKEN),
+            "application/json",
+            br#"{"kind":"Secret","metadata":{"name":"x"}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
         (Some(TOKEN), "application/json", br#"{"metadata":{"name":"keep"}}"#.to_vec(), 409, "AlreadyExists"),
         (Some(TOKEN), "text/plain", b"hello".to_vec(), 415, "UnsupportedMediaType"),
         (Some(TOKEN), "application/json", vec![b' '; 4 * 1024 * 1024], 413, "RequestEntityTooLarge"),
@@ -87,9 +115,21 @@ async fn bad_requests_get_status_objects_and_change_nothing() {
         assert_eq!(status["kind"], "Status");
         assert_eq!(status["code"], code);
     }
-    let (_, typed) = raw(&s, reqwest::Method::POST, path, Some(TOKEN), "application/json", br#"{"metadata":{"name":"x"},"data":{"k":7}}"#.to_vec()).await;
-    assert!(typed["message"].as_str().unwrap_or("").contains("data.k"), "the message names the field: {typed}");
-    let (code, status) = raw(&s, reqwest::Method::GET, "/api/v1/widgets", Some(TOKEN), "application/json", vec![]).await;
+    let (_, typed) = raw(
+        &s,
+        reqwest::Method::POST,
+        path,
+        Some(TOKEN),
+        "application/json",
+        br#"{"metadata":{"name":"x"},"data":{"k":7}}"#.to_vec(),
+    )
+    .await;
+    assert!(
+        typed["message"].as_str().unwrap_or("").contains("data.k"),
+        "the message names the field: {typed}"
+    );
+    let (code, status) =
+        raw(&s, reqwest::Method::GET, "/api/v1/widgets", Some(TOKEN), "application/json", vec![]).await;
     assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
     let (items, _) = s.client.list(cms, Some("default"), None, None).await.expect("list");
     assert_eq!(items.len(), 1, "nothing but the good object is stored");
@@ -105,17 +145,40 @@ async fn stale_resource_version_conflicts_and_patches_apply() {
     assert_eq!(created["metadata"]["generation"], 1);
     let mut stale = created.clone();
     let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "B", "value": "2"}]}]}}}});
-    let patched = s.client.patch(deploys, Some("default"), "web", None, PatchType::Strategic, &smp).await.expect("smp");
+    let patched =
+        s.client.patch(deploys, Some("default"), "web", None, PatchType::Strategic, &smp).await.expect("smp");
     let env = &patched["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env.as_array().map(Vec::len), Some(2), "env merged by name: {env}");
     assert_eq!(patched["metadata"]["generation"], 2);
     stale["spec"]["replicas"] = json!(5);
     let err = s.client.replace(deploys, Some("default"), "web", None, &stale).await.expect_err("stale");
     assert_eq!((err.code, err.reason), (409, "Conflict"));
-    let scale = s.client.patch(deploys, Some("default"), "web", Some("scale"), PatchType::Merge, &json!({"spec": {"replicas": 3}})).await.expect("scale");
+    let scale = s
+        .client
+        .patch(
+            deploys,
+            Some("default"),
+            "web",
+            Some("scale"),
+            PatchType::Merge,
+            &json!({"spec": {"replicas": 3}}),
+        )
+        .await
+        .expect("scale");
     assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()), (Some("Scale"), Some(3)));
     assert_eq!(scale["status"]["selector"], "app=web");
-    let bad = s.client.patch(deploys, Some("default"), "web", Some("scale"), PatchType::Merge, &json!({"spec": {"replicas": -1}})).await.expect_err("negative");
+    let bad = s
+        .client
+        .patch(
+            deploys,
+            Some("default"),
+            "web",
+            Some("scale"),
+            PatchType::Merge,
+            &json!({"spec": {"replicas": -1}}),
+        )
+        .await
+        .expect_err("negative");
     assert_eq!(bad.code, 422);
 }
 
@@ -126,30 +189,73 @@ async fn watch_resumes_filters_and_expires() {
     let (_, rv) = s.client.list(cms, Some("default"), None, None).await.expect("list");
     let mut all = Box::pin(s.client.watch(cms, Some("default"), rv, None).await.expect("watch"));
     s.client.create(cms, Some("default"), &configmap("a", json!({"tier": "web"}))).await.expect("a");
-    s.client.patch(cms, Some("default"), "a", None, PatchType::Merge, &json!({"metadata": {"labels": {"tier": "db"}}})).await.expect("relabel");
+    s.client
+        .patch(
+            cms,
+            Some("default"),
+            "a",
+            None,
+            PatchType::Merge,
+            &json!({"metadata": {"labels": {"tier": "db"}}}),
+        )
+        .await
+        .expect("relabel");
     s.client.delete(cms, Some("default"), "a", None).await.expect("delete");
-    let kinds: Vec<String> = [next(&mut all).await, next(&mut all).await, next(&mut all).await].iter().map(|e| e.event_type.clone()).collect();
+    let kinds: Vec<String> = [next(&mut all).await, next(&mut all).await, next(&mut all).await]
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect();
     assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"]);
 
     // A selector sees an object leave it as DELETED and enter it as ADDED.
-    let path = format!("{}?watch=true&labelSelector=tier%3Dweb", Client::path(cms, Some("default"), None, None));
+    let path =
+        format!("{}?watch=true&labelSelector=tier%3Dweb", Client::path(cms, Some("default"), None, None));
     s.client.create(cms, Some("default"), &configmap("b", json!({"tier": "web"}))).await.expect("b");
     let resp = s.client.get_stream(&path).await.expect("selector watch");
     let mut lines = Box::pin(resp.bytes_stream());
     let mut text = String::new();
-    s.client.patch(cms, Some("default"), "b", None, PatchType::Merge, &json!({"metadata": {"labels": {"tier": "db"}}})).await.expect("leave");
-    s.client.patch(cms, Some("default"), "b", None, PatchType::Merge, &json!({"metadata": {"labels": {"tier": "web"}}})).await.expect("enter");
+    s.client
+        .patch(
+            cms,
+            Some("default"),
+            "b",
+            None,
+            PatchType::Merge,
+            &json!({"metadata": {"labels": {"tier": "db"}}}),
+        )
+        .await
+        .expect("leave");
+    s.client
+        .patch(
+            cms,
+            Some("default"),
+            "b",
+            None,
+            PatchType::Merge,
+            &json!({"metadata": {"labels": {"tier": "web"}}}),
+        )
+        .await
+        .expect("enter");
     while text.matches('\n').count() < 3 {
-        let chunk = tokio::time::timeout(STEP, lines.next()).await.expect("in time").expect("open").expect("bytes");
+        let chunk =
+            tokio::time::timeout(STEP, lines.next()).await.expect("in time").expect("open").expect("bytes");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    let types: Vec<String> = text.lines().map(|l| serde_json::from_str::<Value>(l).expect("json line")["type"].as_str().unwrap_or("").to_string()).collect();
+    let types: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json line")["type"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
     assert_eq!(types, ["ADDED", "DELETED", "ADDED"], "{text}");
 
     // Resuming from a revision older than the retained log: an ERROR event with 410 Expired.
     let mut old = Box::pin(s.client.watch(cms, Some("default"), 1, None).await.expect("watch"));
     let err = next(&mut old).await;
-    assert_eq!((err.event_type.as_str(), err.object["code"].as_u64(), err.object["reason"].as_str()), ("ERROR", Some(410), Some("Expired")));
+    assert_eq!(
+        (err.event_type.as_str(), err.object["code"].as_u64(), err.object["reason"].as_str()),
+        ("ERROR", Some(410), Some("Expired"))
+    );
 }
 
 #[tokio::test]
@@ -160,14 +266,21 @@ async fn watch_list_handshake_ends_initial_events_with_a_bookmark() {
         s.client.create(cms, Some("default"), &configmap(n, json!({}))).await.expect("create");
     }
     let base = Client::path(cms, Some("default"), None, None);
-    let invalid = s.client.get_stream(&format!("{base}?watch=true&sendInitialEvents=true")).await.expect_err("needs NotOlderThan");
+    let invalid = s
+        .client
+        .get_stream(&format!("{base}?watch=true&sendInitialEvents=true"))
+        .await
+        .expect_err("needs NotOlderThan");
     assert_eq!(invalid.code, 422);
-    let path = format!("{base}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&fieldSelector=metadata.name%3Dtwo");
+    let path = format!(
+        "{base}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&fieldSelector=metadata.name%3Dtwo"
+    );
     let resp = s.client.get_stream(&path).await.expect("watch-list");
     let mut body = Box::pin(resp.bytes_stream());
     let mut text = String::new();
     while text.matches('\n').count() < 2 {
-        let chunk = tokio::time::timeout(STEP, body.next()).await.expect("in time").expect("open").expect("bytes");
+        let chunk =
+            tokio::time::timeout(STEP, body.next()).await.expect("in time").expect("open").expect("bytes");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();

@@ -60,8 +60,22 @@ pub struct Process {
 impl Process {
     /// Spawn `bin args`, stderr into `log`.
     pub fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with_env(bin, args, &[], log)
+    }
+
+    /// Spawn `bin args` with extra environment variables, stderr into `log`.
+    pub fn spawn_with_env(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &Path)],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
         let stderr = std::fs::File::create(log)?;
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -193,6 +207,18 @@ impl Cluster {
             .env("KUBECACHEDIR", cache)
             .stdin(Stdio::null())
             .output()?)
+    }
+
+    /// Start a long-running kubectl (e.g. `logs -f`) whose output lines can be awaited.
+    pub fn kubectl_background(&self, args: &[&str]) -> anyhow::Result<Process> {
+        let log = self.data_dir.with_extension(format!("kubectl-{}.log", std::process::id()));
+        let cache = self.data_dir.join("kube-cache");
+        Process::spawn_with_env(
+            &kubectl_bin()?,
+            args,
+            &[("KUBECONFIG", &self.kubeconfig()), ("KUBECACHEDIR", &cache)],
+            &log,
+        )
     }
 
     /// Run kubectl and require success; returns stdout.

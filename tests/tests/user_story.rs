@@ -2,6 +2,8 @@
 //! registry, `wasmkube push` and skopeo, `wasmkube up` plus a second `wasmkube agent` process,
 //! and the real kubectl 1.37. Every step checks its result.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use serde_json::Value;
 use wasmkube_e2e::{
@@ -257,5 +259,44 @@ fn restart_brings_back_objects_and_reruns_pods() -> anyhow::Result<()> {
             .with_context(|| format!("pod {} re-ran after the restart", pod["metadata"]["name"]))?;
         assert_eq!(code, 200);
     }
+    Ok(())
+}
+
+#[test]
+fn side_loaded_images_run_and_logs_follow() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("cluster");
+    let cluster = Cluster::up(&data, "node-a")?;
+    let node_dir = data.join("node").display().to_string();
+    let loaded = cluster.wasmkube_ok(&[
+        "load",
+        &fixture("hello-cli.wasm"),
+        "--name",
+        "example.local/hello-cli:1",
+        "--node-data-dir",
+        &node_dir,
+    ])?;
+    assert!(loaded.contains("example.local/hello-cli:1"), "{loaded}");
+    cluster.kubectl_ok(&[
+        "run",
+        "ticker",
+        "--image=example.local/hello-cli:1",
+        "--image-pull-policy=Never",
+        "--",
+        "--forever",
+        "--interval-ms",
+        "200",
+    ])?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/ticker", "--timeout=90s"])?;
+    // `logs -f` keeps streaming lines written after it started.
+    let mut follow = cluster.kubectl_background(&["logs", "-f", "ticker"])?;
+    let first = follow.wait_for_line("hello-cli:", Duration::from_secs(30))?;
+    let later = follow.wait_for_line("hello-cli:", Duration::from_secs(30))?;
+    assert_ne!(first, later, "new lines keep arriving");
+    let tail = cluster.kubectl_ok(&["logs", "ticker", "--tail=1"])?;
+    assert_eq!(tail.lines().count(), 1, "{tail:?}");
+    // The pod is deleted gracefully: the agent stops it and removes the object; the follower ends.
+    cluster.kubectl_ok(&["delete", "pod", "ticker", "--timeout=60s"])?;
+    assert!(cluster.kubectl(&["get", "pod", "ticker"])?.status.code() != Some(0));
     Ok(())
 }
