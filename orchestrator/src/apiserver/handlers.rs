@@ -134,7 +134,7 @@ pub async fn create(state: &ApiState, path: &ResourcePath, body: Value) -> Resul
     let name = meta::name(&obj).to_string();
     let store = state.store.clone();
     let stored = blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| match current {
+        store.mutate::<ApiError, _>(&key, move |current| match current {
             Some(_) => Err(ApiError::already_exists(&rt.qualified(), &name)),
             None => Ok(Mutation::Put(obj)),
         })
@@ -177,7 +177,7 @@ pub async fn update(
     let name = name_of(path).to_string();
     let store = state.store.clone();
     let stored = blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| {
+        store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             check_precondition(rt, &current, &body)?;
             Ok(store_or_finish(validate::prepare_update(rt, &current, body, scope)?))
@@ -203,7 +203,7 @@ pub async fn patch(
     let name = name_of(path).to_string();
     let store = state.store.clone();
     let stored = blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| {
+        store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             let patched = patch::apply(kind, &current, &body)
                 .map_err(|e| if e.code == 422 { ApiError::invalid(rt.kind, &name, e.message) } else { e })?;
@@ -317,14 +317,15 @@ pub async fn delete(
     let name = name_of(path).to_string();
     let store = state.store.clone();
     let (result, gone) = blocking(move || {
-        let mut gone = false;
-        let result = store.mutate::<ApiError, _>(&key, |current| {
+        let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let removed = gone.clone();
+        let result = store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             let decision = delete_decision(rt, current, &opts)?;
-            gone = matches!(decision, Mutation::Delete);
+            removed.store(matches!(decision, Mutation::Delete), std::sync::atomic::Ordering::Release);
             Ok(decision)
         });
-        (result, gone)
+        (result, gone.load(std::sync::atomic::Ordering::Acquire))
     })
     .await?;
     let obj = result?.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;

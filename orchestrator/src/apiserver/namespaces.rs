@@ -24,7 +24,7 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> 
     let owned = name.to_string();
     // Mark it terminating first so nothing new is created inside while we empty it.
     blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| {
+        store.mutate::<ApiError, _>(&key, move |current| {
             let mut ns = current.ok_or_else(|| ApiError::not_found("namespaces", &owned))?;
             if meta::is_terminating(&ns) {
                 return Ok(Mutation::Keep);
@@ -57,7 +57,7 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> 
     }
     let key = namespaces.key("", name);
     let store = state.store.clone();
-    let gone = blocking(move || store.mutate::<ApiError, _>(&key, |_| Ok(Mutation::Delete))).await??;
+    let gone = blocking(move || store.mutate::<ApiError, _>(&key, move |_| Ok(Mutation::Delete))).await??;
     let uid = gone.as_ref().map(|o| meta::uid(o).to_string()).unwrap_or_default();
     Ok(json_response(StatusCode::OK, &success_status(name, "", "namespaces", &uid)))
 }

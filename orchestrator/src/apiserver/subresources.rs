@@ -51,7 +51,7 @@ pub async fn scale(
     let key = rt.key(path.namespace.as_deref().unwrap_or(""), &name);
     let store = state.store.clone();
     let obj = blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| {
+        store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             let Some(write) = write else {
                 return Ok(Mutation::Keep);
@@ -98,7 +98,7 @@ pub async fn bind(state: &ApiState, path: &ResourcePath, body: Value) -> Result<
     let key = rt.key(path.namespace.as_deref().unwrap_or(""), &name);
     let store = state.store.clone();
     blocking(move || {
-        store.mutate::<ApiError, _>(&key, |current| {
+        store.mutate::<ApiError, _>(&key, move |current| {
             let mut pod = current.ok_or_else(|| ApiError::not_found("pods", &name))?;
             if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 return Err(ApiError { code: 409, reason: "Conflict", message: format!("Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""), details: None });

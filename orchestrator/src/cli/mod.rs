@@ -2,6 +2,7 @@
 
 mod agent;
 mod apply;
+mod bench;
 mod config;
 mod delete;
 mod get;
@@ -41,6 +42,8 @@ pub enum Command {
     Push(image::PushCommand),
     /// Side-load a .wasm file into a node's image cache under an image name (like `kind load`).
     Load(image::LoadCommand),
+    /// Measure the running cluster next to reference tools (prints figures, asserts nothing).
+    Bench(bench::BenchCommand),
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
             Command::Logs(c) => c.execute().await,
             Command::Push(c) => c.execute().await,
             Command::Load(c) => c.execute().await,
+            Command::Bench(c) => c.execute().await,
         }
     }
 }

@@ -54,3 +54,18 @@ pub async fn record(
         debug!(error = %e, reason, "could not record event");
     }
 }
+
+/// Record an event without waiting for it: events are advisory, and each one is a store write,
+/// so the pod start-up path (scheduling, pulling, starting) must not queue behind them.
+pub fn emit(
+    client: &Client,
+    object: &Value,
+    kind: EventKind,
+    reason: &str,
+    message: &str,
+    component: &'static str,
+) {
+    let (client, object, reason, message) =
+        (client.clone(), object.clone(), reason.to_string(), message.to_string());
+    tokio::spawn(async move { record(&client, &object, kind, &reason, &message, component).await });
+}

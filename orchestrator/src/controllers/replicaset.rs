@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
-use super::events::{EventKind, record};
+use super::events::{EventKind, emit};
 use crate::{
     api::{ResourceType, find_by_kind, meta, patch::PatchType},
     client::{Client, informer},
@@ -104,28 +104,26 @@ async fn reconcile(
             match client.create(pod_type, Some(&ns), &pod_from_template(rs)).await {
                 Ok(pod) => {
                     info!(pod = meta::name(&pod), "created pod");
-                    record(
+                    emit(
                         client,
                         rs,
                         EventKind::Normal,
                         "SuccessfulCreate",
                         &format!("Created pod: {}", meta::name(&pod)),
                         "replicaset-controller",
-                    )
-                    .await;
+                    );
                     exp.created.insert(meta::name(&pod).to_string());
                 }
                 Err(e) => {
                     warn!(error = %e, "creating pod failed");
-                    record(
+                    emit(
                         client,
                         rs,
                         EventKind::Warning,
                         "FailedCreate",
                         &format!("Error creating: {e}"),
                         "replicaset-controller",
-                    )
-                    .await;
+                    );
                     break;
                 }
             }
@@ -141,15 +139,14 @@ async fn reconcile(
         for pod in victims.into_iter().take(owned.len() - desired) {
             match client.delete(pod_type, Some(&ns), meta::name(pod), None).await {
                 Ok(_) => {
-                    record(
+                    emit(
                         client,
                         rs,
                         EventKind::Normal,
                         "SuccessfulDelete",
                         &format!("Deleted pod: {}", meta::name(pod)),
                         "replicaset-controller",
-                    )
-                    .await;
+                    );
                     exp.deleted.insert(meta::name(pod).to_string());
                 }
                 Err(e) if e.is_not_found() => {}

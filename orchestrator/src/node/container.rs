@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     api::meta,
-    controllers::events::{EventKind, record},
+    controllers::events::{EventKind, emit},
 };
 
 /// What one container task needs.
@@ -63,7 +63,7 @@ impl ContainerTask {
         let mut involved = self.pod.clone();
         involved["apiVersion"] = "v1".into();
         involved["kind"] = "Pod".into();
-        record(&self.ctx.client, &involved, kind, reason, message, "wasmkube-agent").await;
+        emit(&self.ctx.client, &involved, kind, reason, message, "wasmkube-agent");
     }
 
     /// Sleep for a back-off, or return false if stopped meanwhile.

@@ -7,14 +7,15 @@ use std::{
     sync::Arc,
 };
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::{
-    api::{find_by_kind, meta},
+    api::{ResourceType, find_by_kind, meta, patch::PatchType},
     client::{Client, informer},
-    controllers::events::{EventKind, record},
+    controllers::events::{EventKind, emit},
 };
 
 /// Run the scheduler until the process ends.
@@ -27,100 +28,124 @@ pub async fn run(client: Client) {
     let nodes = informer::spawn(client.clone(), node_type, None, changed.clone());
     pods.wait_synced().await;
     nodes.wait_synced().await;
-    let mut reported_unschedulable: HashSet<String> = HashSet::new();
-    let mut bound_here: HashMap<String, String> = HashMap::new();
+    let mut state = RoundState::default();
     loop {
-        let all_pods = pods.list();
-        let all_nodes = nodes.list();
-        let reported = &mut reported_unschedulable;
-        let bound_here = &mut bound_here;
-        {
-            // Count pods per node, including bindings the cache has not shown yet.
-            let mut load: HashMap<String, usize> = HashMap::new();
-            for p in &all_pods {
-                if let Some(n) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                    *load.entry(n.to_string()).or_default() += 1;
-                }
-            }
-            bound_here.retain(|uid, _| {
-                all_pods
-                    .iter()
-                    .any(|p| meta::uid(p) == uid && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty))
-            });
-            for node in bound_here.values() {
-                *load.entry(node.clone()).or_default() += 1;
-            }
-            let pending: Vec<&Value> = all_pods
-                .iter()
-                .filter(|p| needs_scheduling(p) && !bound_here.contains_key(meta::uid(p)))
-                .collect();
-            for pod in pending {
-                match pick_node(pod, &all_nodes, &load) {
-                    Some(node) => {
-                        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta::name(pod)}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
-                        let path = format!(
-                            "{}/binding",
-                            crate::client::Client::path(
-                                pod_type,
-                                Some(meta::namespace(pod)),
-                                Some(meta::name(pod)),
-                                None
-                            )
-                        );
-                        match client
-                            .request(reqwest::Method::POST, &path, Some(("application/json", &binding)), None)
-                            .await
-                        {
-                            Ok(_) => {
-                                info!(pod = %meta::key_of(pod), node, "bound pod");
-                                *load.entry(node.clone()).or_default() += 1;
-                                bound_here.insert(meta::uid(pod).to_string(), node.clone());
-                                reported.remove(meta::uid(pod));
-                                record(
-                                    &client,
-                                    pod,
-                                    EventKind::Normal,
-                                    "Scheduled",
-                                    &format!("Successfully assigned {} to {node}", meta::key_of(pod)),
-                                    "default-scheduler",
-                                )
-                                .await;
-                            }
-                            Err(e) => warn!(pod = %meta::key_of(pod), error = %e, "binding failed"),
-                        }
-                    }
-                    None => {
-                        if reported.insert(meta::uid(pod).to_string()) {
-                            let message = format!(
-                                "0/{} nodes are available: no Ready node matches the pod's node selector and tolerations.",
-                                all_nodes.len()
-                            );
-                            record(
-                                &client,
-                                pod,
-                                EventKind::Warning,
-                                "FailedScheduling",
-                                &message,
-                                "default-scheduler",
-                            )
-                            .await;
-                            let status = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now(), "lastProbeTime": null}]}});
-                            let _ = client
-                                .patch(
-                                    pod_type,
-                                    Some(meta::namespace(pod)),
-                                    meta::name(pod),
-                                    Some("status"),
-                                    crate::api::patch::PatchType::Merge,
-                                    &status,
-                                )
-                                .await;
-                        }
-                    }
-                }
-            }
-        }
+        schedule_round(&client, pod_type, &pods.list(), &nodes.list(), &mut state).await;
         crate::controllers::wait_for_change(&changed).await;
+    }
+}
+
+/// What the scheduler remembers between rounds.
+#[derive(Default)]
+struct RoundState {
+    /// Pods already reported unschedulable (one event each, not one per round).
+    reported: HashSet<String>,
+    /// Pods bound by us that the cache does not show as bound yet: uid → node.
+    bound_here: HashMap<String, String>,
+}
+
+/// Most bindings in flight at once: they are independent writes, and the store commits
+/// concurrent writes together.
+const PARALLEL_BINDINGS: usize = 32;
+
+async fn schedule_round(
+    client: &Client,
+    pod_type: &'static ResourceType,
+    all_pods: &[Value],
+    all_nodes: &[Value],
+    state: &mut RoundState,
+) {
+    // Count pods per node, including bindings the cache has not shown yet.
+    let mut load: HashMap<String, usize> = HashMap::new();
+    for p in all_pods {
+        if let Some(n) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            *load.entry(n.to_string()).or_default() += 1;
+        }
+    }
+    state.bound_here.retain(|uid, _| {
+        all_pods
+            .iter()
+            .any(|p| meta::uid(p) == uid && p["spec"]["nodeName"].as_str().is_none_or(str::is_empty))
+    });
+    for node in state.bound_here.values() {
+        *load.entry(node.clone()).or_default() += 1;
+    }
+    let mut assignments = Vec::new();
+    for pod in all_pods.iter().filter(|p| needs_scheduling(p) && !state.bound_here.contains_key(meta::uid(p)))
+    {
+        match pick_node(pod, all_nodes, &load) {
+            Some(node) => {
+                *load.entry(node.clone()).or_default() += 1;
+                assignments.push((pod, node));
+            }
+            None if state.reported.insert(meta::uid(pod).to_string()) => {
+                report_unschedulable(client, pod_type, pod, all_nodes.len()).await
+            }
+            None => {}
+        }
+    }
+    // Built eagerly: a lazy `map` closure held across the await trips rustc's Send check.
+    let binds: Vec<_> = assignments
+        .into_iter()
+        .map(|(pod, node)| async move {
+            let ok = bind(client, pod_type, pod, &node).await;
+            (pod, node, ok)
+        })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(binds).buffer_unordered(PARALLEL_BINDINGS).collect().await;
+    for (pod, node, ok) in results {
+        if ok {
+            state.bound_here.insert(meta::uid(pod).to_string(), node);
+            state.reported.remove(meta::uid(pod));
+        }
+    }
+}
+
+/// `POST pods/{name}/binding`; true when bound.
+async fn bind(client: &Client, pod_type: &ResourceType, pod: &Value, node: &str) -> bool {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta::name(pod)}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+    let path = format!(
+        "{}/binding",
+        Client::path(pod_type, Some(meta::namespace(pod)), Some(meta::name(pod)), None)
+    );
+    match client.request(reqwest::Method::POST, &path, Some(("application/json", &binding)), None).await {
+        Ok(_) => {
+            info!(pod = %meta::key_of(pod), node, "bound pod");
+            emit(
+                client,
+                pod,
+                EventKind::Normal,
+                "Scheduled",
+                &format!("Successfully assigned {} to {node}", meta::key_of(pod)),
+                "default-scheduler",
+            );
+            true
+        }
+        Err(e) => {
+            warn!(pod = %meta::key_of(pod), error = %e, "binding failed");
+            false
+        }
+    }
+}
+
+async fn report_unschedulable(client: &Client, pod_type: &ResourceType, pod: &Value, node_count: usize) {
+    let message = format!(
+        "0/{node_count} nodes are available: no Ready node matches the pod's node selector and tolerations."
+    );
+    emit(client, pod, EventKind::Warning, "FailedScheduling", &message, "default-scheduler");
+    let status = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now(), "lastProbeTime": null}]}});
+    if let Err(e) = client
+        .patch(
+            pod_type,
+            Some(meta::namespace(pod)),
+            meta::name(pod),
+            Some("status"),
+            PatchType::Merge,
+            &status,
+        )
+        .await
+    {
+        warn!(pod = %meta::key_of(pod), error = %e, "reporting unschedulable failed");
     }
 }
 

@@ -1,12 +1,14 @@
 //! The cluster's state: objects as JSON under `/registry/...` keys, a global monotonically
 //! increasing resourceVersion, and a retained log of changes that watches resume from.
 //!
-//! Backed by redb. Every mutation is one write transaction that stores the object, appends its
-//! event to the log and bumps the revision together, so a crash never leaves an object without
-//! its event or a revision handed out twice. Events are published to live watchers only after
-//! the commit, in revision order.
+//! Backed by redb. A mutation stores the object, appends its event to the log and bumps the
+//! revision in the same write transaction, so a crash never leaves an object without its event
+//! or a revision handed out twice; mutations waiting at the same time share one transaction
+//! (group commit, see `writer`). Events are published to live watchers only after the commit,
+//! in revision order.
 
 mod redb_store;
+mod writer;
 
 pub use redb_store::Store;
 use serde_json::Value;

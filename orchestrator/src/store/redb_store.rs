@@ -3,19 +3,19 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, mpsc},
 };
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{EventType, Mutation, StoreError, StoredEvent};
+use super::{Mutation, StoreError, StoredEvent, writer};
 
-const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const REVISION: &str = "revision";
+pub(super) const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const REVISION: &str = "revision";
 
 /// How many past events a watch can resume from before it gets 410 Expired (by default).
 pub const RETAINED_EVENTS: u64 = 20_000;
@@ -24,10 +24,9 @@ pub const RETAINED_EVENTS: u64 = 20_000;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    /// Serializes commit + publish so watchers see events in revision order.
-    writer: Arc<Mutex<()>>,
+    /// The group-commit writer thread (the only writer).
+    writer: Arc<writer::Writer>,
     live: broadcast::Sender<StoredEvent>,
-    retained: u64,
 }
 
 impl Store {
@@ -49,7 +48,9 @@ impl Store {
         }
         txn.commit()?;
         let (live, _) = broadcast::channel(4096);
-        Ok(Self { db: Arc::new(db), writer: Arc::new(Mutex::new(())), live, retained })
+        let db = Arc::new(db);
+        let writer = Arc::new(writer::spawn(db.clone(), retained, live.clone())?);
+        Ok(Self { db, writer, live })
     }
 
     /// The newest revision handed out.
@@ -85,60 +86,30 @@ impl Store {
         Ok((items, revision))
     }
 
-    /// Atomically read the object at `key`, let `decide` choose what to do, and apply it in the
-    /// same write transaction. Returns the stored object (or the deleted one's last state).
+    /// Atomically read the object at `key`, let `decide` choose what to do, and apply it.
+    /// Concurrent callers share one write transaction (see `writer`); each returns once its
+    /// change is committed, with the stored object (or the deleted one's last state).
     pub fn mutate<E, F>(&self, key: &str, decide: F) -> Result<Option<Value>, E>
     where
-        E: From<StoreError>,
-        F: FnOnce(Option<Value>) -> Result<Mutation, E>,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(Option<Value>) -> Result<Mutation, E> + Send + 'static,
     {
-        let _order = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let (result, event) = {
-            let mut objects = txn.open_table(OBJECTS).map_err(StoreError::from)?;
-            let current = match objects.get(key).map_err(StoreError::from)? {
-                Some(raw) => Some(decode(key, raw.value())?),
-                None => None,
-            };
-            let existed = current.is_some();
-            let mutation = decide(current.clone())?;
-            let mut meta = txn.open_table(META).map_err(StoreError::from)?;
-            let revision = meta.get(REVISION).map_err(StoreError::from)?.map(|v| v.value()).unwrap_or(0) + 1;
-            let (event_type, mut object) = match (mutation, current) {
-                (Mutation::Keep, current) => return Ok(current),
-                (Mutation::Delete, None) => return Ok(None),
-                (Mutation::Delete, Some(old)) => {
-                    objects.remove(key).map_err(StoreError::from)?;
-                    (EventType::Deleted, old)
-                }
-                (Mutation::Put(new), _) => {
-                    (if existed { EventType::Modified } else { EventType::Added }, new)
-                }
-            };
-            object["metadata"]["resourceVersion"] = json!(revision.to_string());
-            let bytes = serde_json::to_vec(&object).map_err(|e| StoreError::Backend(e.to_string()))?;
-            if event_type != EventType::Deleted {
-                objects.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
-            }
-            meta.insert(REVISION, revision).map_err(StoreError::from)?;
-            let event = StoredEvent {
-                rv: revision,
-                event_type,
-                key: key.to_string(),
-                object: Arc::new(object.clone()),
-            };
-            let mut events = txn.open_table(EVENTS).map_err(StoreError::from)?;
-            let event_bytes = serde_json::to_vec(&event).map_err(|e| StoreError::Backend(e.to_string()))?;
-            events.insert(revision, event_bytes.as_slice()).map_err(StoreError::from)?;
-            if revision > self.retained {
-                events.retain_in(..=(revision - self.retained), |_, _| false).map_err(StoreError::from)?;
-            }
-            (Some(object), event)
-        };
-        txn.commit().map_err(StoreError::from)?;
-        // No receivers is fine: nobody is watching.
-        let _ = self.live.send(event);
-        Ok(result)
+        let (reply, result) = mpsc::sync_channel::<Result<Option<Value>, E>>(1);
+        let key = key.to_string();
+        let job: writer::Job = Box::new(move |batch| {
+            let outcome = batch.apply(&key, decide);
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = reply.send(match committed {
+                    Ok(()) => outcome,
+                    Err(e) => Err(E::from(e)),
+                });
+            })
+        });
+        let stopped = || E::from(StoreError::Backend("the store writer has stopped".into()));
+        if !self.writer.submit(job) {
+            return Err(stopped());
+        }
+        result.recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Subscribe to changes committed from now on.
@@ -171,7 +142,7 @@ impl Store {
     }
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
+pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt { key: key.to_string(), message: e.to_string() })
 }
@@ -179,9 +150,11 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Value, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{EventType, Mutation};
+    use serde_json::json;
 
     fn put(store: &Store, key: &str, value: Value) -> Value {
-        store.mutate::<StoreError, _>(key, |_| Ok(Mutation::Put(value))).expect("put").expect("object")
+        store.mutate::<StoreError, _>(key, move |_| Ok(Mutation::Put(value))).expect("put").expect("object")
     }
 
     #[test]
@@ -215,7 +188,7 @@ mod tests {
             json!({"metadata": {"name": "a", "labels": {"x": "y"}}}),
         );
         store
-            .mutate::<StoreError, _>("/registry/core/pods/default/a", |_| Ok(Mutation::Delete))
+            .mutate::<StoreError, _>("/registry/core/pods/default/a", move |_| Ok(Mutation::Delete))
             .expect("delete");
         assert_eq!(store.list("/registry/core/pods/default/").expect("list").0.len(), 0);
         let events = store.events_since("/registry/core/pods/default/", 0).expect("events");
@@ -229,7 +202,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("s.redb")).expect("open");
         put(&store, "/k", json!({"metadata": {"name": "k"}, "v": 1}));
-        let err = store.mutate::<StoreError, _>("/k", |_| Err(StoreError::Backend("refused".into())));
+        let err = store.mutate::<StoreError, _>("/k", move |_| Err(StoreError::Backend("refused".into())));
         assert!(err.is_err());
         assert_eq!(store.get("/k").expect("get").expect("present")["v"], 1);
         assert_eq!(store.current_revision().expect("rv"), 1);
@@ -250,5 +223,50 @@ mod tests {
                 .expect("event");
             assert_eq!(ev.rv, want);
         }
+    }
+
+    #[test]
+    fn concurrent_writers_get_unique_dense_revisions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.redb")).expect("open");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            meta_rv(&put(
+                                &store,
+                                &format!("/k/{t}/{i}"),
+                                json!({"metadata": {"name": format!("{t}-{i}")}}),
+                            ))
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=200).collect::<Vec<u64>>(), "every change got its own revision, none skipped");
+        let events = store.events_since("/k/", 0).expect("events");
+        assert!(events.windows(2).all(|w| w[0].rv < w[1].rv));
+        assert_eq!(store.list("/k/").expect("list").0.len(), 200);
+    }
+
+    #[test]
+    fn a_panicking_mutation_rolls_back_and_the_store_keeps_working() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.redb")).expect("open");
+        put(&store, "/a", json!({"metadata": {"name": "a"}}));
+        let err = store.mutate::<StoreError, _>("/b", |_| -> Result<Mutation, StoreError> {
+            panic!("bug in a decision")
+        });
+        assert!(err.is_err());
+        assert!(store.get("/b").expect("get").is_none());
+        assert_eq!(meta_rv(&put(&store, "/c", json!({"metadata": {"name": "c"}}))), 2);
+    }
+
+    fn meta_rv(obj: &Value) -> u64 {
+        obj["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).expect("rv")
     }
 }

@@ -1,0 +1,270 @@
+//! `wasmkube bench pod-startup`: how fast pods start on a running cluster, side by side with
+//! the reference tools on the same machine in the same run. Prints a table and writes JSON;
+//! asserts nothing (speed goals live here, not in tests).
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow};
+use futures::StreamExt;
+use orchestrator::api::find_by_kind;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::config::ClientOptions;
+
+/// Benchmarks.
+#[derive(clap::Args)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(clap::Subcommand)]
+enum Which {
+    /// Create N pods of a cached HTTP image; time creation → Running and creation → first HTTP 200.
+    PodStartup(PodStartup),
+}
+
+#[derive(clap::Args)]
+struct PodStartup {
+    /// How many pods.
+    #[arg(long, default_value_t = 100)]
+    pods: usize,
+    /// A wasi:http image already in the node's cache (`up --demo` loads wasmkube.local/hello-http:demo).
+    #[arg(long, default_value = "wasmkube.local/hello-http:demo")]
+    image: String,
+    /// Also time `wasmtime serve` of this .wasm to its first 200 (needs `wasmtime` on PATH).
+    #[arg(long)]
+    wasmtime_component: Option<PathBuf>,
+    /// Also time `runc run` of this OCI bundle (e.g. busybox running `true`; needs root and runc).
+    #[arg(long)]
+    runc_bundle: Option<PathBuf>,
+    /// Repetitions for the reference tools.
+    #[arg(long, default_value_t = 10)]
+    reference_runs: usize,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientOptions,
+}
+
+impl BenchCommand {
+    pub async fn execute(self) -> anyhow::Result<()> {
+        match self.which {
+            Which::PodStartup(p) => p.run().await,
+        }
+    }
+}
+
+/// p50 and p99 of durations, in milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> Option<(f64, f64, usize)> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
+    Some((at(0.5), at(0.99), samples.len()))
+}
+
+#[derive(Default)]
+struct Timings {
+    created: HashMap<String, Instant>,
+    running: HashMap<String, Duration>,
+    first_ok: HashMap<String, Duration>,
+}
+
+impl PodStartup {
+    async fn run(self) -> anyhow::Result<()> {
+        let conn = self.client.connect()?;
+        let client = conn.client;
+        let (pods, namespaces) = (
+            find_by_kind("v1", "Pod").context("pods")?,
+            find_by_kind("v1", "Namespace").context("namespaces")?,
+        );
+        let ns = format!("bench-{}", orchestrator::api::meta::random_suffix());
+        client.create(namespaces, None, &json!({"metadata": {"name": ns}})).await?;
+        let (_, rv) = client.list(pods, Some(&ns), None, None).await?;
+        let mut watch = Box::pin(client.watch(pods, Some(&ns), rv, None).await?);
+        let timings = Arc::new(Mutex::new(Timings::default()));
+        eprintln!("pod-startup: creating {} pods of {} in namespace {ns}", self.pods, self.image);
+        let started = Instant::now();
+        let creators = futures::stream::iter(0..self.pods).for_each_concurrent(16, |i| {
+            let (client, ns, image, timings) = (client.clone(), ns.clone(), self.image.clone(), timings.clone());
+            async move {
+                let name = format!("p-{i}");
+                let pod = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "Never", "ports": [{"containerPort": 8080}]}]}});
+                timings.lock().await.created.insert(name.clone(), Instant::now());
+                if let Err(e) = client.create(pods, Some(&ns), &pod).await {
+                    eprintln!("pod-startup: creating {name}: {e}");
+                }
+            }
+        });
+        let deadline = tokio::time::sleep(Duration::from_secs(180));
+        tokio::pin!(creators, deadline);
+        let mut creators_done = false;
+        let mut probes = tokio::task::JoinSet::new();
+        let mut last_report = Instant::now();
+        loop {
+            let done = {
+                let t = timings.lock().await;
+                t.first_ok.len()
+            };
+            if done == self.pods {
+                break;
+            }
+            if last_report.elapsed() > Duration::from_secs(2) {
+                let t = timings.lock().await;
+                eprintln!(
+                    "pod-startup: {}/{} created, {} running, {} answered",
+                    t.created.len(),
+                    self.pods,
+                    t.running.len(),
+                    t.first_ok.len()
+                );
+                last_report = Instant::now();
+            }
+            tokio::select! {
+                _ = &mut creators, if !creators_done => creators_done = true,
+                Some(_) = probes.join_next(), if !probes.is_empty() => {}
+                event = watch.next() => {
+                    let Some(Ok(event)) = event else { return Err(anyhow!("the pod watch ended")) };
+                    let pod = event.object;
+                    let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let (Some("Running"), Some(ip)) = (pod["status"]["phase"].as_str(), pod["status"]["podIP"].as_str()) else { continue };
+                    let mut t = timings.lock().await;
+                    let Some(created) = t.created.get(&name).copied() else { continue };
+                    if t.running.contains_key(&name) {
+                        continue;
+                    }
+                    t.running.insert(name.clone(), created.elapsed());
+                    let (timings, addr) = (timings.clone(), format!("{ip}:8080"));
+                    probes.spawn(async move {
+                        while !matches!(http_status(&addr).await, Some(200)) {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        timings.lock().await.first_ok.insert(name, created.elapsed());
+                    });
+                }
+                _ = &mut deadline => {
+                    eprintln!("pod-startup: stopped waiting after 180s");
+                    break;
+                }
+            }
+        }
+        let total = started.elapsed();
+        probes.abort_all();
+        let t = timings.lock().await;
+        let running = percentiles(t.running.values().copied().collect());
+        let first_ok = percentiles(t.first_ok.values().copied().collect());
+        drop(t);
+        eprintln!("pod-startup: cleaning up namespace {ns}");
+        let _ = client.delete(namespaces, None, &ns, None).await;
+        let wasmtime = match &self.wasmtime_component {
+            Some(c) => Some(reference_wasmtime(c, self.reference_runs).await?),
+            None => None,
+        };
+        let runc = match &self.runc_bundle {
+            Some(b) => Some(reference_runc(b, self.reference_runs)?),
+            None => None,
+        };
+        print_table(self.pods, total, running, first_ok, wasmtime, runc);
+        if let Some(path) = &self.json {
+            let fmt = |p: Option<(f64, f64, usize)>| {
+                p.map(|(p50, p99, n)| json!({"p50_ms": p50, "p99_ms": p99, "samples": n}))
+            };
+            let report = json!({"pods": self.pods, "total_s": total.as_secs_f64(),
+                "create_to_running": fmt(running), "create_to_first_200": fmt(first_ok),
+                "wasmtime_serve_to_first_200": fmt(wasmtime), "runc_run_busybox_true": fmt(runc)});
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        Ok(())
+    }
+}
+
+async fn http_status(addr: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// `wasmtime serve` from process start to its first 200.
+async fn reference_wasmtime(component: &std::path::Path, runs: usize) -> anyhow::Result<(f64, f64, usize)> {
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let port = 18080 + (i % 100) as u16;
+        let addr = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        let mut child = tokio::process::Command::new("wasmtime")
+            .args(["serve", "-Scli=y", "--addr", &addr])
+            .arg(component)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("running `wasmtime serve` (is wasmtime on PATH? `cargo install wasmtime-cli --version 48.0.8 --locked`)")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_status(&addr).await != Some(200) {
+            if Instant::now() > deadline {
+                return Err(anyhow!("wasmtime serve did not answer on {addr} within 30s"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        samples.push(start.elapsed());
+        let _ = child.kill().await;
+    }
+    percentiles(samples).context("no samples")
+}
+
+/// `runc run` of a bundle, start to exit.
+fn reference_runc(bundle: &std::path::Path, runs: usize) -> anyhow::Result<(f64, f64, usize)> {
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let id = format!("wasmkube-bench-{}-{i}", std::process::id());
+        let start = Instant::now();
+        let status = Command::new("runc")
+            .args(["run", "--bundle"])
+            .arg(bundle)
+            .arg(&id)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .context("running runc")?;
+        samples.push(start.elapsed());
+        let _ = Command::new("runc").args(["delete", "--force", &id]).status();
+        if !status.success() {
+            return Err(anyhow!("runc run failed with {status}"));
+        }
+    }
+    percentiles(samples).context("no samples")
+}
+
+fn print_table(
+    pods: usize,
+    total: Duration,
+    running: Option<(f64, f64, usize)>,
+    first_ok: Option<(f64, f64, usize)>,
+    wasmtime: Option<(f64, f64, usize)>,
+    runc: Option<(f64, f64, usize)>,
+) {
+    println!("pod-startup: {pods} pods in {:.2}s", total.as_secs_f64());
+    println!("{:<44} {:>10} {:>10} {:>8}", "measurement", "p50 ms", "p99 ms", "samples");
+    let row = |name: &str, v: Option<(f64, f64, usize)>| match v {
+        Some((p50, p99, n)) => println!("{name:<44} {p50:>10.1} {p99:>10.1} {n:>8}"),
+        None => println!("{name:<44} {:>10} {:>10} {:>8}", "-", "-", 0),
+    };
+    row("wasmkube: pod created -> Running", running);
+    row("wasmkube: pod created -> first HTTP 200", first_ok);
+    row("wasmtime serve: process start -> first 200", wasmtime);
+    row("runc run (busybox true): start -> exit", runc);
+}
