@@ -165,12 +165,13 @@ fn store_or_finish(obj: Value) -> Mutation {
     }
 }
 
-/// `PUT` an object (main endpoint or `/status`).
-pub async fn update(
+/// Replace an existing object with what `next` makes of it (the new body, or the patched
+/// current object), under the usual precondition and admission rules.
+async fn write_existing(
     state: &ApiState,
     path: &ResourcePath,
-    body: Value,
     scope: WriteScope,
+    next: impl FnOnce(&Value, &str) -> Result<Value, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let rt = path.rt;
     let key = key_of(path);
@@ -179,12 +180,23 @@ pub async fn update(
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
-            check_precondition(rt, &current, &body)?;
-            Ok(store_or_finish(validate::prepare_update(rt, &current, body, scope)?))
+            let new = next(&current, &name)?;
+            check_precondition(rt, &current, &new)?;
+            Ok(store_or_finish(validate::prepare_update(rt, &current, new, scope)?))
         })
     })
     .await??;
     finish_write(rt, path, stored)
+}
+
+/// `PUT` an object (main endpoint or `/status`).
+pub async fn update(
+    state: &ApiState,
+    path: &ResourcePath,
+    body: Value,
+    scope: WriteScope,
+) -> Result<Response, ApiError> {
+    write_existing(state, path, scope, move |_, _| Ok(body)).await
 }
 
 /// `PATCH` an object (main endpoint or `/status`).
@@ -195,24 +207,15 @@ pub async fn patch(
     body: Value,
     scope: WriteScope,
 ) -> Result<Response, ApiError> {
-    let rt = path.rt;
+    let kind_name = path.rt.kind;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    let key = key_of(path);
-    let name = name_of(path).to_string();
-    let store = state.store.clone();
-    let stored = blocking(move || {
-        store.mutate::<ApiError, _>(&key, move |current| {
-            let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
-            let patched = patch::apply(kind, &current, &body)
-                .map_err(|e| if e.code == 422 { ApiError::invalid(rt.kind, &name, e.message) } else { e })?;
-            check_precondition(rt, &current, &patched)?;
-            Ok(store_or_finish(validate::prepare_update(rt, &current, patched, scope)?))
-        })
+    write_existing(state, path, scope, move |current, name| {
+        patch::apply(kind, current, &body)
+            .map_err(|e| if e.code == 422 { ApiError::invalid(kind_name, name, e.message) } else { e })
     })
-    .await??;
-    finish_write(rt, path, stored)
+    .await
 }
 
 fn finish_write(rt: &ResourceType, path: &ResourcePath, stored: Option<Value>) -> Result<Response, ApiError> {
