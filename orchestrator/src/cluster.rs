@@ -67,7 +67,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The store could not be opened.
-    #[error("opening the store at {path}: {source}")]
+    #[error(
+        "opening the store at {path}: {source} (is another `wasmkube up` using this data dir? stop it or pass another --data-dir)"
+    )]
     Store {
         /// Path of the store file.
         path: PathBuf,

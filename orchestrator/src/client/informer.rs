@@ -19,18 +19,18 @@ use crate::api::{ResourceType, meta};
 /// The cache: `namespace/name` → object.
 #[derive(Clone)]
 pub struct Cache {
-    items: Arc<RwLock<BTreeMap<String, Value>>>,
+    items: Arc<RwLock<BTreeMap<String, Arc<Value>>>>,
     synced: watch::Receiver<bool>,
 }
 
 impl Cache {
-    /// All cached objects.
-    pub fn list(&self) -> Vec<Value> {
+    /// All cached objects (shared, not copied: controllers list on every change).
+    pub fn list(&self) -> Vec<Arc<Value>> {
         self.items.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
 
     /// One object by `namespace/name` (or `name`).
-    pub fn get(&self, key: &str) -> Option<Value> {
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
         self.items.read().ok().and_then(|m| m.get(key).cloned())
     }
 
@@ -74,13 +74,13 @@ async fn run_once(
     client: &Client,
     rt: &'static ResourceType,
     field_selector: Option<&str>,
-    items: &RwLock<BTreeMap<String, Value>>,
+    items: &RwLock<BTreeMap<String, Arc<Value>>>,
     changed: &Notify,
     synced: &watch::Sender<bool>,
 ) -> Result<(), crate::api::ApiError> {
     let (list, mut rv) = client.list(rt, None, None, field_selector).await?;
     if let Ok(mut m) = items.write() {
-        *m = list.into_iter().map(|o| (meta::key_of(&o), o)).collect();
+        *m = list.into_iter().map(|o| (meta::key_of(&o), Arc::new(o))).collect();
     }
     synced.send_replace(true);
     changed.notify_waiters();
@@ -93,7 +93,7 @@ async fn run_once(
                 "ADDED" | "MODIFIED" => {
                     rv = meta::resource_version(&event.object).unwrap_or(rv);
                     if let Ok(mut m) = items.write() {
-                        m.insert(meta::key_of(&event.object), event.object);
+                        m.insert(meta::key_of(&event.object), Arc::new(event.object));
                     }
                 }
                 "DELETED" => {

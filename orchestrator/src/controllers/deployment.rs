@@ -62,12 +62,13 @@ async fn reconcile(
     deploy_type: &ResourceType,
     rs_type: &ResourceType,
     d: &Value,
-    all_sets: &[Value],
+    all_sets: &[Arc<Value>],
 ) {
     let ns = meta::namespace(d);
     let uid = meta::uid(d);
     let owned: Vec<&Value> = all_sets
         .iter()
+        .map(|rs| &**rs)
         .filter(|rs| meta::controller_ref(rs).is_some_and(|r| r["uid"] == uid) && !meta::is_terminating(rs))
         .collect();
     let hash = template_hash(&d["spec"]["template"]);

@@ -45,9 +45,9 @@ pub async fn run(client: Client) {
 async fn collect(
     client: &Client,
     owner_type: &ResourceType,
-    owners: &[Value],
+    owners: &[Arc<Value>],
     dep_type: &ResourceType,
-    dependents: &[Value],
+    dependents: &[Arc<Value>],
 ) {
     let live: HashSet<&str> =
         owners.iter().filter(|o| !meta::is_terminating(o)).map(|o| meta::uid(o)).collect();

@@ -48,8 +48,9 @@ pub async fn run(client: Client) {
 }
 
 /// Pods that count toward a ReplicaSet: owned by it, not being deleted, not finished.
-pub fn owned_pods<'a>(owner_uid: &str, pods: &'a [Value]) -> Vec<&'a Value> {
+pub fn owned_pods<'a>(owner_uid: &str, pods: &'a [Arc<Value>]) -> Vec<&'a Value> {
     pods.iter()
+        .map(|p| &**p)
         .filter(|p| meta::controller_ref(p).is_some_and(|r| r["uid"] == owner_uid))
         .filter(|p| {
             !meta::is_terminating(p) && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
@@ -64,7 +65,7 @@ pub fn is_ready(pod: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-fn satisfied(exp: &Expectation, pods: &[Value], ns: &str) -> bool {
+fn satisfied(exp: &Expectation, pods: &[Arc<Value>], ns: &str) -> bool {
     let present: HashSet<String> = pods
         .iter()
         .filter(|p| meta::namespace(p) == ns && !meta::is_terminating(p))
@@ -81,7 +82,7 @@ async fn reconcile(
     rs_type: &ResourceType,
     pod_type: &ResourceType,
     rs: &Value,
-    pods: &[Value],
+    pods: &[Arc<Value>],
     expectations: &mut HashMap<String, Expectation>,
 ) {
     let uid = meta::uid(rs).to_string();

@@ -140,7 +140,7 @@ async fn dispatch(ctx: NodeContext, stop: CancellationToken) {
     let mut workers: HashMap<String, (watch::Sender<Option<Value>>, tokio::task::JoinHandle<()>)> =
         HashMap::new();
     loop {
-        let current: HashMap<String, Value> =
+        let current: HashMap<String, Arc<Value>> =
             pods.list().into_iter().map(|p| (meta::uid(&p).to_string(), p)).collect();
         for (uid, pod) in &current {
             match workers.get(uid) {
@@ -151,13 +151,13 @@ async fn dispatch(ctx: NodeContext, stop: CancellationToken) {
                             .map(|o| o["metadata"]["resourceVersion"] != pod["metadata"]["resourceVersion"])
                             .unwrap_or(true);
                         if differs {
-                            *old = Some(pod.clone());
+                            *old = Some((**pod).clone());
                         }
                         differs
                     });
                 }
                 None => {
-                    let (tx, rx) = watch::channel(Some(pod.clone()));
+                    let (tx, rx) = watch::channel(Some((**pod).clone()));
                     let handle = tokio::spawn(worker::run(ctx.clone(), rx, stop.child_token()));
                     workers.insert(uid.clone(), (tx, handle));
                 }

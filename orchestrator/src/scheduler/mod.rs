@@ -51,8 +51,8 @@ const PARALLEL_BINDINGS: usize = 32;
 async fn schedule_round(
     client: &Client,
     pod_type: &'static ResourceType,
-    all_pods: &[Value],
-    all_nodes: &[Value],
+    all_pods: &[Arc<Value>],
+    all_nodes: &[Arc<Value>],
     state: &mut RoundState,
 ) {
     // Count pods per node, including bindings the cache has not shown yet.
@@ -178,7 +178,7 @@ pub fn fits(pod: &Value, node: &Value) -> bool {
     ready && schedulable && selector_ok && taints_ok
 }
 
-fn pick_node(pod: &Value, nodes: &[Value], load: &HashMap<String, usize>) -> Option<String> {
+fn pick_node(pod: &Value, nodes: &[Arc<Value>], load: &HashMap<String, usize>) -> Option<String> {
     nodes
         .iter()
         .filter(|n| fits(pod, n))
@@ -196,11 +196,14 @@ mod tests {
 
     #[test]
     fn picks_least_loaded_ready_matching_node() {
-        let nodes = vec![
+        let nodes: Vec<Arc<Value>> = [
             node("a", true, json!({"zone": "x"})),
             node("b", true, json!({"zone": "y"})),
             node("c", false, json!({"zone": "x"})),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
         let pod = json!({"spec": {}});
         let load = HashMap::from([("a".to_string(), 3), ("b".to_string(), 1)]);
         assert_eq!(pick_node(&pod, &nodes, &load).as_deref(), Some("b"));
