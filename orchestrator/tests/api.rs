@@ -182,6 +182,12 @@ async fn stale_resource_version_conflicts_and_patches_apply() {
     assert_eq!(bad.code, 422);
 }
 
+async fn relabel(s: &Server, name: &str, tier: &str) {
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    let patch = json!({"metadata": {"labels": {"tier": tier}}});
+    s.client.patch(cms, Some("default"), name, None, PatchType::Merge, &patch).await.expect("relabel");
+}
+
 #[tokio::test]
 async fn watch_resumes_filters_and_expires() {
     let s = server(5).await;
@@ -214,28 +220,8 @@ async fn watch_resumes_filters_and_expires() {
     let resp = s.client.get_stream(&path).await.expect("selector watch");
     let mut lines = Box::pin(resp.bytes_stream());
     let mut text = String::new();
-    s.client
-        .patch(
-            cms,
-            Some("default"),
-            "b",
-            None,
-            PatchType::Merge,
-            &json!({"metadata": {"labels": {"tier": "db"}}}),
-        )
-        .await
-        .expect("leave");
-    s.client
-        .patch(
-            cms,
-            Some("default"),
-            "b",
-            None,
-            PatchType::Merge,
-            &json!({"metadata": {"labels": {"tier": "web"}}}),
-        )
-        .await
-        .expect("enter");
+    relabel(&s, "b", "db").await;
+    relabel(&s, "b", "web").await;
     while text.matches('\n').count() < 3 {
         let chunk =
             tokio::time::timeout(STEP, lines.next()).await.expect("in time").expect("open").expect("bytes");

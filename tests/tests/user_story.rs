@@ -122,6 +122,15 @@ fn user_story_from_registry_to_reachable_pods() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `kubectl run` a pod that cannot start, wait for its waiting reason, return its events.
+fn run_until_waiting(cluster: &Cluster, name: &str, image: &str, reason: &str) -> anyhow::Result<String> {
+    cluster.kubectl_ok(&["run", name, &format!("--image={image}"), "--restart=Never"])?;
+    let condition = format!("--for=jsonpath={{.status.containerStatuses[0].state.waiting.reason}}={reason}");
+    cluster.kubectl_ok(&["wait", &condition, &format!("pod/{name}"), "--timeout=90s"])?;
+    let selector = format!("involvedObject.name={name}");
+    cluster.kubectl_ok(&["get", "events", "--field-selector", &selector, "-o", "json"])
+}
+
 #[test]
 fn bad_input_is_refused_and_bad_images_are_reported() -> anyhow::Result<()> {
     let registry = TestRegistry::start()?;
@@ -165,41 +174,13 @@ fn bad_input_is_refused_and_bad_images_are_reported() -> anyhow::Result<()> {
 
     // An image that does not exist: ErrImagePull/ImagePullBackOff, and an Event saying why.
     let missing = registry.reference("nope:1");
-    cluster.kubectl_ok(&["run", "missing", &format!("--image={missing}"), "--restart=Never"])?;
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=ImagePullBackOff",
-        "pod/missing",
-        "--timeout=90s",
-    ])?;
-    let events = cluster.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=missing",
-        "-o",
-        "json",
-    ])?;
+    let events = run_until_waiting(&cluster, "missing", &missing, "ImagePullBackOff")?;
     assert!(events.contains("Failed to pull image") && events.contains("nope"), "{events}");
 
     // A file that is not Wasm, inside a wasi/wasm image: CreateContainerError with an Event.
     let (not_wasm, _) =
         wasi_image::push_wasi_image(registry.addr(), "not-wasm", "1", b"\0asm-but-not-really-a-module")?;
-    cluster.kubectl_ok(&["run", "not-wasm", &format!("--image={not_wasm}"), "--restart=Never"])?;
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=CreateContainerError",
-        "pod/not-wasm",
-        "--timeout=90s",
-    ])?;
-    let events = cluster.kubectl_ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=not-wasm",
-        "-o",
-        "json",
-    ])?;
+    let events = run_until_waiting(&cluster, "not-wasm", &not_wasm, "CreateContainerError")?;
     assert!(events.contains("cannot run as a Wasm component"), "{events}");
 
     // A component that traps at start restarts with back-off; the node keeps serving others.
