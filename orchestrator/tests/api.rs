@@ -275,3 +275,39 @@ async fn watch_list_handshake_ends_initial_events_with_a_bookmark() {
     assert_eq!(events[1]["type"], "BOOKMARK");
     assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
 }
+
+#[tokio::test]
+async fn tables_for_get_and_watch() {
+    let s = server(1000).await;
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    s.client.create(cms, Some("default"), &configmap("one", json!({}))).await.expect("create");
+    let base = Client::path(cms, Some("default"), None, None);
+    let table = s.client.get_table(&base).await.expect("table");
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["columnDefinitions"][1]["name"], "Data");
+    assert_eq!(table["rows"][0]["cells"][0], "one");
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let resp = reqwest::Client::new()
+        .get(format!("{}{base}?watch=true", s.url))
+        .bearer_auth(TOKEN)
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("watch");
+    let mut body = Box::pin(resp.bytes_stream());
+    s.client.create(cms, Some("default"), &configmap("two", json!({}))).await.expect("create");
+    let mut text = String::new();
+    while text.matches('\n').count() < 2 {
+        let chunk =
+            tokio::time::timeout(STEP, body.next()).await.expect("in time").expect("open").expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(events[0]["object"]["kind"], "Table");
+    assert!(events[0]["object"]["columnDefinitions"].as_array().is_some_and(|c| !c.is_empty()));
+    assert_eq!(events[1]["object"]["rows"][0]["cells"][0], "two");
+    assert!(
+        events[1]["object"]["columnDefinitions"].as_array().is_some_and(Vec::is_empty),
+        "columns only once"
+    );
+}

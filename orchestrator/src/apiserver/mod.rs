@@ -190,7 +190,7 @@ async fn dispatch(
         (&Method::GET, false, None) => {
             let filters = handlers::Filters::from_query(path.rt, &query)?;
             if is_true(&query, "watch") {
-                watch::watch(&state, &path, filters, watch::WatchParams::from_query(&query)?).await
+                watch::watch(&state, &path, filters, watch::WatchParams::from_query(&query)?, table).await
             } else {
                 handlers::list(&state, &path, filters, table).await
             }

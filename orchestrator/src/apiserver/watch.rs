@@ -93,9 +93,27 @@ struct Filter {
     filters: Filters,
     visible: HashSet<String>,
     last_rv: u64,
+    /// Send Table rows (kubectl get -w) instead of objects; column definitions go only with
+    /// the first one, as kube-apiserver does.
+    table: bool,
+    columns_sent: bool,
 }
 
 impl Filter {
+    /// One event line carrying `obj` in the form the client asked for.
+    fn encode(&mut self, event_type: &str, obj: &Value) -> Bytes {
+        if !self.table {
+            return line(event_type, &with_type(self.rt, obj));
+        }
+        let rv = crate::api::meta::resource_version(obj).unwrap_or(self.last_rv);
+        let mut table = super::tables::table(self.rt.kind, std::slice::from_ref(obj), rv);
+        if self.columns_sent {
+            table["columnDefinitions"] = Value::Array(Vec::new());
+        }
+        self.columns_sent = true;
+        line(event_type, &table)
+    }
+
     /// The line to send for a stored event, if any.
     fn translate(&mut self, ev: &StoredEvent) -> Option<Bytes> {
         if ev.rv <= self.last_rv || !ev.key.starts_with(&self.prefix) {
@@ -121,7 +139,7 @@ impl Filter {
             }
             (_, false, false) => return None,
         };
-        Some(line(event_type, &with_type(self.rt, &ev.object)))
+        Some(self.encode(event_type, &ev.object))
     }
 }
 
@@ -131,6 +149,7 @@ pub async fn watch(
     path: &ResourcePath,
     filters: Filters,
     params: WatchParams,
+    table: bool,
 ) -> Result<Response, ApiError> {
     let rt = path.rt;
     let prefix = rt.namespace_prefix(path.namespace.as_deref());
@@ -138,15 +157,26 @@ pub async fn watch(
     // duplicates are dropped by revision.
     let live = state.store.subscribe();
     let store = state.store.clone();
-    let mut filter = Filter { rt, prefix: prefix.clone(), filters, visible: HashSet::new(), last_rv: 0 };
+    let mut filter = Filter {
+        rt,
+        prefix: prefix.clone(),
+        filters,
+        visible: HashSet::new(),
+        last_rv: 0,
+        table,
+        columns_sent: false,
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     let snapshot = params.send_initial_events || matches!(params.resource_version, None | Some(0));
     if snapshot {
         let p = prefix.clone();
         let (items, rv) = super::blocking(move || store.list(&p)).await??;
-        for obj in items.iter().filter(|o| filter.filters.matches(rt.kind, o)) {
+        for obj in &items {
+            if !filter.filters.matches(rt.kind, obj) {
+                continue;
+            }
             filter.visible.insert(rt.key(crate::api::meta::namespace(obj), crate::api::meta::name(obj)));
-            initial.push(line("ADDED", &with_type(rt, obj)));
+            initial.push(filter.encode("ADDED", obj));
         }
         filter.last_rv = rv;
         if params.send_initial_events {

@@ -12,9 +12,10 @@ mod up;
 
 use clap::{Parser, Subcommand};
 
-/// wasmkube: run WebAssembly apps the Kubernetes way.
+/// wasmkube: run WebAssembly apps the Kubernetes way. `wasmkube up --demo` starts a
+/// single-node cluster; kubectl works against the kubeconfig it writes.
 #[derive(Parser)]
-#[command(name = "wasmkube", version, about, long_about = None)]
+#[command(name = "wasmkube", version)]
 pub struct Cli {
     /// More log output (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
