@@ -197,6 +197,7 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, 
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),
         tokio::spawn(crate::controllers::nodeipam::run(client.clone())),
+        tokio::spawn(crate::controllers::nodelifecycle::run(client.clone())),
         tokio::spawn(crate::scheduler::run(client)),
     ];
     Ok(ControlPlane { addr, tokens, ca_pem: pki.ca_pem, ready, stop, server, tasks })

@@ -281,3 +281,40 @@ fn side_loaded_images_run_and_logs_follow() -> anyhow::Result<()> {
     assert!(cluster.kubectl(&["get", "pod", "ticker"])?.status.code() != Some(0));
     Ok(())
 }
+
+#[test]
+fn a_node_whose_agent_stops_is_marked_unknown_and_skipped() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("cluster");
+    let cluster = Cluster::up(&data, "node-a")?;
+    let mut agent = cluster.join_agent(&work.path().join("node-b"), "node-b")?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "node/node-b", "--timeout=60s"])?;
+    let status = agent.terminate()?;
+    assert!(status.success(), "the agent exits cleanly on SIGTERM: {status}");
+    // No heartbeats for the grace period (40 s): the node-lifecycle controller marks it.
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready=Unknown", "node/node-b", "--timeout=120s"])?;
+    let node_dir = data.join("node").display().to_string();
+    cluster.wasmkube_ok(&[
+        "load",
+        &fixture("hello-cli.wasm"),
+        "--name",
+        "example.local/hello-cli:1",
+        "--node-data-dir",
+        &node_dir,
+    ])?;
+    for i in 0..3 {
+        let name = format!("after-{i}");
+        cluster.kubectl_ok(&[
+            "run",
+            &name,
+            "--image=example.local/hello-cli:1",
+            "--image-pull-policy=Never",
+            "--",
+            "--forever",
+        ])?;
+        cluster.kubectl_ok(&["wait", "--for=condition=Ready", &format!("pod/{name}"), "--timeout=90s"])?;
+        let pod = cluster.get_json(&["pod", &name])?;
+        assert_eq!(pod["spec"]["nodeName"], "node-a", "no pods for the silent node: {pod:#}");
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod events;
 pub mod gc;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod replicaset;
 
 use std::time::Duration;
