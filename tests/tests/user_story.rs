@@ -318,3 +318,47 @@ fn a_node_whose_agent_stops_is_marked_unknown_and_skipped() -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[test]
+fn the_wasmkube_cli_covers_get_apply_delete_and_logs() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("cluster");
+    let cluster = Cluster::up(&data, "node-a")?;
+    let node_dir = data.join("node").display().to_string();
+    cluster.wasmkube_ok(&[
+        "load",
+        &fixture("hello-cli.wasm"),
+        "--name",
+        "example.local/hello-cli:1",
+        "--node-data-dir",
+        &node_dir,
+    ])?;
+    let manifest = work.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: once\nspec:\n  restartPolicy: Never\n  containers:\n  - name: cli\n    image: example.local/hello-cli:1\n    imagePullPolicy: Never\n    args: [\"--lines\", \"2\"]\n",
+    )?;
+    let path = manifest.display().to_string();
+    assert_eq!(cluster.wasmkube_ok(&["apply", "-f", &path])?.trim(), "pod/once created");
+    assert_eq!(cluster.wasmkube_ok(&["apply", "-f", &path])?.trim(), "pod/once unchanged");
+    cluster.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/once", "--timeout=90s"])?;
+    let table = cluster.wasmkube_ok(&["get", "pods"])?;
+    assert!(table.lines().next().is_some_and(|h| h.starts_with("NAME") && h.contains("STATUS")), "{table}");
+    assert!(table.contains("once") && table.contains("Completed"), "{table}");
+    let yaml = cluster.wasmkube_ok(&["get", "pod", "once", "-o", "yaml"])?;
+    assert!(yaml.contains("kind: Pod") && yaml.contains("phase: Succeeded"), "{yaml}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cluster.wasmkube_ok(&["get", "pods", "-o", "json"])?)?;
+    assert_eq!(json["kind"], "List");
+    assert_eq!(json["items"][0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+    let logs = cluster.wasmkube_ok(&["logs", "once"])?;
+    assert!(logs.contains("hello-cli: line 2") && !logs.contains("line 3"), "{logs:?}");
+    assert!(cluster.wasmkube_ok(&["delete", "-f", &path])?.contains("\"once\" deleted"));
+    let missing = std::process::Command::new(wasmkube_e2e::cluster::wasmkube_bin()?)
+        .args(["get", "pod", "once"])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .output()?;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    Ok(())
+}

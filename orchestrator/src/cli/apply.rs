@@ -81,9 +81,14 @@ async fn apply_one(client: &Client, default_ns: &str, mut doc: Value) -> anyhow:
             Ok(format!("{label} created"))
         }
         Some(current) => {
-            let updated = client.patch(rt, Some(&ns), &name, None, PatchType::Strategic, &doc).await?;
-            let changed = updated["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"];
-            Ok(format!("{label} {}", if changed { "configured" } else { "unchanged" }))
+            // Like kubectl: work out locally whether the manifest changes anything, and send
+            // nothing when it does not (the server-side object may change meanwhile, e.g. status).
+            let merged = orchestrator::api::patch::apply(PatchType::Strategic, &current, &doc)?;
+            if merged == current {
+                return Ok(format!("{label} unchanged"));
+            }
+            client.patch(rt, Some(&ns), &name, None, PatchType::Strategic, &doc).await?;
+            Ok(format!("{label} configured"))
         }
     }
 }
