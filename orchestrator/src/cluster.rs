@@ -154,8 +154,13 @@ fn bootstrap(store: &Store) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Open the store in `data_dir`, start the API server on `listen`, and the controllers.
-pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, ClusterError> {
+/// Open the store in `data_dir`, start the API server on `listen`, and the controllers; nodes
+/// get their pod ranges from `pod_network`.
+pub async fn start(
+    data_dir: &Path,
+    listen: SocketAddr,
+    pod_network: crate::controllers::nodeipam::PodNetwork,
+) -> Result<ControlPlane, ClusterError> {
     crate::install_crypto_provider();
     std::fs::create_dir_all(data_dir).map_err(|source| ClusterError::Io {
         what: "creating",
@@ -196,7 +201,7 @@ pub async fn start(data_dir: &Path, listen: SocketAddr) -> Result<ControlPlane, 
         tokio::spawn(crate::controllers::deployment::run(client.clone())),
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),
-        tokio::spawn(crate::controllers::nodeipam::run(client.clone())),
+        tokio::spawn(crate::controllers::nodeipam::run(client.clone(), pod_network)),
         tokio::spawn(crate::controllers::nodelifecycle::run(client.clone())),
         tokio::spawn(crate::scheduler::run(client)),
     ];

@@ -136,6 +136,51 @@ impl Drop for Process {
     }
 }
 
+/// A pod network (`127.X.0.0/14`) reserved for one test cluster, so clusters of tests running
+/// side by side never hand out the same pod IP (two pods on 127.64.0.2:8080 would collide).
+/// Reservations are files holding the owner's pid; a dead owner's file is taken over.
+pub struct PodNetworkLease {
+    path: PathBuf,
+    /// `--pod-network` for `wasmkube up`.
+    pub cidr: String,
+}
+
+impl PodNetworkLease {
+    /// Reserve a free network.
+    pub fn reserve() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join("wasmkube-test-pod-networks");
+        std::fs::create_dir_all(&dir)?;
+        for second_octet in (64u16..=252).step_by(4) {
+            let path = dir.join(second_octet.to_string());
+            for _ in 0..2 {
+                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(mut f) => {
+                        write!(f, "{}", std::process::id())?;
+                        return Ok(Self { path, cidr: format!("127.{second_octet}.0.0/14") });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                        let alive =
+                            !owner.trim().is_empty() && Path::new("/proc").join(owner.trim()).exists();
+                        if alive {
+                            break;
+                        }
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        bail!("no free test pod network in {}", dir.display())
+    }
+}
+
+impl Drop for PodNetworkLease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A running `wasmkube up`.
 pub struct Cluster {
     /// The `up` process.
@@ -146,16 +191,21 @@ pub struct Cluster {
     pub server: String,
     /// The node token it printed.
     pub node_token: String,
+    /// The pod network reserved for it (when `up` reserved one itself).
+    _network: Option<PodNetworkLease>,
 }
 
 impl Cluster {
     /// Start `wasmkube up` on a free port with `data_dir` and wait until it says it is up.
     pub fn up(data_dir: &Path, node_name: &str) -> anyhow::Result<Self> {
-        Self::up_on(data_dir, node_name, free_port())
+        let network = PodNetworkLease::reserve()?;
+        let mut cluster = Self::up_on(data_dir, node_name, free_port(), &network.cidr)?;
+        cluster._network = Some(network);
+        Ok(cluster)
     }
 
-    /// Like [`Cluster::up`] on a given port (a restart reuses it).
-    pub fn up_on(data_dir: &Path, node_name: &str, port: u16) -> anyhow::Result<Self> {
+    /// Like [`Cluster::up`] on a given port and pod network (a restart reuses both).
+    pub fn up_on(data_dir: &Path, node_name: &str, port: u16, pod_network: &str) -> anyhow::Result<Self> {
         let listen = format!("127.0.0.1:{port}");
         let log = data_dir.with_extension(format!("up-{port}-{}.log", std::process::id()));
         let mut process = Process::spawn(
@@ -168,6 +218,8 @@ impl Cluster {
                 &listen,
                 "--node-name",
                 node_name,
+                "--pod-network",
+                pod_network,
             ],
             &log,
         )?;
@@ -185,6 +237,7 @@ impl Cluster {
             data_dir: data_dir.to_path_buf(),
             server: format!("https://{listen}"),
             node_token,
+            _network: None,
         })
     }
 

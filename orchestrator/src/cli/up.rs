@@ -28,6 +28,9 @@ pub struct UpCommand {
     /// Name of this node (default: the host name).
     #[arg(long)]
     node_name: Option<String>,
+    /// Pod addresses: each node gets a /16 of this network (inside 127.0.0.0/8 on one machine).
+    #[arg(long, default_value = orchestrator::controllers::nodeipam::DEFAULT_POD_NETWORK)]
+    pod_network: String,
     /// Also deploy the bundled hello-http sample and print a URL to curl.
     #[arg(long)]
     demo: bool,
@@ -36,7 +39,9 @@ pub struct UpCommand {
 impl UpCommand {
     pub async fn execute(self) -> anyhow::Result<()> {
         let data_dir = self.data_dir.unwrap_or_else(super::config::default_data_dir);
-        let cp = cluster::start(&data_dir, self.listen).await?;
+        let pod_network = orchestrator::controllers::nodeipam::PodNetwork::parse(&self.pod_network)
+            .map_err(|e| anyhow!("--pod-network: {e}"))?;
+        let cp = cluster::start(&data_dir, self.listen, pod_network).await?;
         let kubeconfig_path = data_dir.join("kubeconfig");
         cluster::write_private(
             &kubeconfig_path,

@@ -1,6 +1,7 @@
-//! Node IPAM: gives every Node its own pod address range (`spec.podCIDR`), so pod IPs are
-//! unique across the cluster. On one machine the ranges are /16s inside 127.0.0.0/8, starting
-//! at 127.64.0.0/16; a multi-machine pod network would hand out routable ranges the same way.
+//! Node IPAM: gives every Node its own pod address range (`spec.podCIDR`), a /16 of the
+//! cluster's pod network, so pod IPs are unique across the cluster. On one machine the network
+//! is inside 127.0.0.0/8 (default 127.64.0.0/10: 127.64.0.0/16, 127.65.0.0/16, ...); a
+//! multi-machine pod network would hand out routable ranges the same way.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -13,10 +14,41 @@ use crate::{
     client::{Client, informer},
 };
 
-const FIRST_OCTET: u8 = 64;
+/// The default pod network.
+pub const DEFAULT_POD_NETWORK: &str = "127.64.0.0/10";
+
+/// A pod network split into /16 node ranges.
+#[derive(Debug, Clone, Copy)]
+pub struct PodNetwork {
+    base: u32,
+    node_ranges: u32,
+}
+
+impl PodNetwork {
+    /// Parse an IPv4 CIDR with a prefix of /16 or shorter.
+    pub fn parse(cidr: &str) -> Result<Self, String> {
+        let (addr, bits) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("{cidr:?} is not a CIDR (like {DEFAULT_POD_NETWORK})"))?;
+        let addr: std::net::Ipv4Addr =
+            addr.parse().map_err(|_| format!("{cidr:?}: {addr:?} is not an IPv4 address"))?;
+        let bits: u32 = bits
+            .parse()
+            .ok()
+            .filter(|b| (1..=16).contains(b))
+            .ok_or_else(|| format!("{cidr:?}: the prefix must be /1 to /16 (nodes get /16s)"))?;
+        let size = 1u32 << (32 - bits);
+        Ok(Self { base: u32::from(addr) & !(size - 1), node_ranges: 1 << (16 - bits) })
+    }
+
+    /// The node ranges, in order.
+    pub fn node_ranges(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.node_ranges).map(|i| format!("{}/16", std::net::Ipv4Addr::from(self.base + (i << 16))))
+    }
+}
 
 /// Run the controller until the process ends.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, network: PodNetwork) {
     let Some(node_type) = find_by_kind("v1", "Node") else {
         return;
     };
@@ -32,9 +64,7 @@ pub async fn run(client: Client) {
                 all.iter().filter(|n| n["spec"]["podCIDR"].as_str().is_none_or(str::is_empty)).collect();
             names.sort_by_key(|n| meta::name(n).to_string());
             for node in names {
-                let Some(cidr) =
-                    (FIRST_OCTET..=254).map(|o| format!("127.{o}.0.0/16")).find(|c| !taken.contains(c))
-                else {
+                let Some(cidr) = network.node_ranges().find(|c| !taken.contains(c)) else {
                     warn!("no free pod ranges left");
                     return;
                 };
@@ -51,5 +81,22 @@ pub async fn run(client: Client) {
             }
         }
         crate::controllers::wait_for_change(&changed).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_split_into_node_ranges() {
+        let net = PodNetwork::parse("127.64.0.0/14").expect("parse");
+        assert_eq!(
+            net.node_ranges().collect::<Vec<_>>(),
+            ["127.64.0.0/16", "127.65.0.0/16", "127.66.0.0/16", "127.67.0.0/16"]
+        );
+        assert_eq!(PodNetwork::parse(DEFAULT_POD_NETWORK).expect("default").node_ranges().count(), 64);
+        assert!(PodNetwork::parse("127.64.0.0/24").is_err());
+        assert!(PodNetwork::parse("nope").is_err());
     }
 }
