@@ -203,6 +203,31 @@ fn bad_input_is_refused_and_bad_images_are_reported() -> anyhow::Result<()> {
     let last = &trapper["status"]["containerStatuses"][0]["lastState"]["terminated"];
     assert_eq!(last["reason"], "Error", "{trapper:#}");
     assert_ne!(last["exitCode"], 0);
+    // A missing ConfigMap is not a crash: the container waits, and starts once it exists.
+    let needs_config = file(
+        "needs-config.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: needs-config\nspec:\n  containers:\n  - name: app\n    image: {cli}\n    args: [\"--forever\"]\n    envFrom:\n    - configMapRef: {{name: settings}}\n"
+        ),
+    )?;
+    cluster.kubectl_ok(&["apply", "-f", &needs_config])?;
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}=CreateContainerConfigError",
+        "pod/needs-config",
+        "--timeout=90s",
+    ])?;
+    // (`kubectl create configmap` sends protobuf, which the server does not read yet: issue 3.)
+    let settings = file(
+        "settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  MODE: test\n",
+    )?;
+    cluster.kubectl_ok(&["apply", "-f", &settings])?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/needs-config", "--timeout=90s"])?;
+    assert_eq!(
+        cluster.get_json(&["pod", "needs-config"])?["status"]["containerStatuses"][0]["restartCount"],
+        0
+    );
     cluster.kubectl_ok(&["run", "alive", &format!("--image={cli}"), "--", "--forever"])?;
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/alive", "--timeout=90s"])?;
     let logs = cluster.kubectl_ok(&["logs", "alive"])?;

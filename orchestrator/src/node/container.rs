@@ -118,8 +118,35 @@ impl ContainerTask {
                     }
                 },
             };
+            // A missing ConfigMap/Secret is not a crash: the container waits (restartCount
+            // unchanged, whatever the restart policy) until the source exists.
+            let node_ip = self.ctx.node_ip.to_string();
+            let env = match env::resolve(
+                &self.ctx.client,
+                &self.pod,
+                &self.spec,
+                &self.pod_ip.to_string(),
+                &node_ip,
+            )
+            .await
+            {
+                Ok(env) => env,
+                Err(message) => {
+                    self.set(|s| {
+                        s.state = State::Waiting {
+                            reason: "CreateContainerConfigError".into(),
+                            message: Some(message.clone()),
+                        }
+                    });
+                    self.event(EventKind::Warning, "Failed", &format!("Error: {message}")).await;
+                    if !self.wait(pull_backoff.next_delay()).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
             let restart = self.shared.lock().map(|s| s.restart_count).unwrap_or(0);
-            let ended = self.run_once(&image, &component, restart, &grace).await;
+            let ended = self.run_once(&image, &component, restart, env, &grace).await;
             let Some((exit, ran_for)) = ended else { return };
             let again = match policy.as_str() {
                 "Never" => false,
@@ -237,28 +264,11 @@ impl ContainerTask {
         image: &oci_fetch::PulledImage,
         component: &wasm_runtime::LoadedComponent,
         restart: u32,
+        env: Vec<(String, String)>,
         grace: &Mutex<Duration>,
     ) -> Option<(i32, Duration)> {
         let ns = meta::namespace(&self.pod);
         let pod_name = meta::name(&self.pod);
-        let node_ip = self.ctx.node_ip.to_string();
-        let env =
-            match env::resolve(&self.ctx.client, &self.pod, &self.spec, &self.pod_ip.to_string(), &node_ip)
-                .await
-            {
-                Ok(env) => env,
-                Err(message) => {
-                    self.set(|s| {
-                        s.state = State::Waiting {
-                            reason: "CreateContainerConfigError".into(),
-                            message: Some(message.clone()),
-                        }
-                    });
-                    self.event(EventKind::Warning, "Failed", &format!("Error: {message}")).await;
-                    self.wait(Duration::from_secs(10)).await;
-                    return if self.stop.is_cancelled() { None } else { Some((1, Duration::ZERO)) };
-                }
-            };
         let log_path = self.ctx.logs.path_for(ns, pod_name, meta::uid(&self.pod), self.name(), restart);
         if let Some(dir) = log_path.parent() {
             let _ = std::fs::create_dir_all(dir);
