@@ -122,6 +122,13 @@ fn user_story_from_registry_to_reachable_pods() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Side-load hello-cli into the `up` node's cache as example.local/hello-cli:1.
+fn load_hello_cli(cluster: &Cluster, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let node_dir = data_dir.join("node").display().to_string();
+    let name = "example.local/hello-cli:1";
+    cluster.wasmkube_ok(&["load", &fixture("hello-cli.wasm"), "--name", name, "--node-data-dir", &node_dir])
+}
+
 /// `kubectl run` a pod that cannot start, wait for its waiting reason, return its events.
 fn run_until_waiting(cluster: &Cluster, name: &str, image: &str, reason: &str) -> anyhow::Result<String> {
     cluster.kubectl_ok(&["run", name, &format!("--image={image}"), "--restart=Never"])?;
@@ -274,15 +281,7 @@ fn side_loaded_images_run_and_logs_follow() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let data = work.path().join("cluster");
     let cluster = Cluster::up(&data, "node-a")?;
-    let node_dir = data.join("node").display().to_string();
-    let loaded = cluster.wasmkube_ok(&[
-        "load",
-        &fixture("hello-cli.wasm"),
-        "--name",
-        "example.local/hello-cli:1",
-        "--node-data-dir",
-        &node_dir,
-    ])?;
+    let loaded = load_hello_cli(&cluster, &data)?;
     assert!(loaded.contains("example.local/hello-cli:1"), "{loaded}");
     cluster.kubectl_ok(&[
         "run",
@@ -319,15 +318,7 @@ fn a_node_whose_agent_stops_is_marked_unknown_and_skipped() -> anyhow::Result<()
     assert!(status.success(), "the agent exits cleanly on SIGTERM: {status}");
     // No heartbeats for the grace period (40 s): the node-lifecycle controller marks it.
     cluster.kubectl_ok(&["wait", "--for=condition=Ready=Unknown", "node/node-b", "--timeout=120s"])?;
-    let node_dir = data.join("node").display().to_string();
-    cluster.wasmkube_ok(&[
-        "load",
-        &fixture("hello-cli.wasm"),
-        "--name",
-        "example.local/hello-cli:1",
-        "--node-data-dir",
-        &node_dir,
-    ])?;
+    load_hello_cli(&cluster, &data)?;
     for i in 0..3 {
         let name = format!("after-{i}");
         cluster.kubectl_ok(&[
@@ -350,15 +341,7 @@ fn the_wasmkube_cli_covers_get_apply_delete_and_logs() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let data = work.path().join("cluster");
     let cluster = Cluster::up(&data, "node-a")?;
-    let node_dir = data.join("node").display().to_string();
-    cluster.wasmkube_ok(&[
-        "load",
-        &fixture("hello-cli.wasm"),
-        "--name",
-        "example.local/hello-cli:1",
-        "--node-data-dir",
-        &node_dir,
-    ])?;
+    load_hello_cli(&cluster, &data)?;
     let manifest = work.path().join("pod.yaml");
     std::fs::write(
         &manifest,
