@@ -311,3 +311,61 @@ async fn tables_for_get_and_watch() {
         "columns only once"
     );
 }
+
+#[tokio::test]
+async fn field_validation_rejects_warns_or_ignores_unknown_fields() {
+    let s = server(1000).await;
+    let path = "/api/v1/namespaces/default/configmaps";
+    let body = |name: &str| {
+        format!(r#"{{"metadata":{{"name":"{name}"}},"data":{{"k":"v"}},"datta":{{"typo":"x"}}}}"#)
+            .into_bytes()
+    };
+    let (code, status) = raw(
+        &s,
+        reqwest::Method::POST,
+        &format!("{path}?fieldValidation=Strict"),
+        Some(TOKEN),
+        "application/json",
+        body("a"),
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+    assert!(status["message"].as_str().unwrap_or("").contains(r#"unknown field "datta""#), "{status}");
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path}?fieldValidation=Warn", s.url))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body("b"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 201);
+    let warning = resp.headers().get("warning").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(warning.starts_with("299 - ") && warning.contains("datta"), "{warning}");
+    let (code, _) = raw(&s, reqwest::Method::POST, path, Some(TOKEN), "application/json", body("c")).await;
+    assert_eq!(code, 201, "without the parameter unknown fields are kept silently");
+    let (code, _) = raw(
+        &s,
+        reqwest::Method::POST,
+        &format!("{path}?fieldValidation=Loose"),
+        Some(TOKEN),
+        "application/json",
+        body("d"),
+    )
+    .await;
+    assert_eq!(code, 400);
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    let patched = s
+        .client
+        .request(
+            reqwest::Method::PATCH,
+            &format!("{path}/b?fieldValidation=Strict"),
+            Some(("application/merge-patch+json", &json!({"dataa": {"x": "y"}}))),
+            None,
+        )
+        .await
+        .expect_err("strict patch");
+    assert_eq!(patched.code, 400);
+    let (items, _) = s.client.list(cms, Some("default"), None, None).await.expect("list");
+    assert_eq!(items.len(), 2, "b and c only");
+}

@@ -160,6 +160,11 @@ fn bad_input_is_refused_and_bad_images_are_reported() -> anyhow::Result<()> {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typed\nspec:\n  replicas: three\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: x:1}]}\n",
             "replicas",
         ),
+        (
+            "typo.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: typo\nspec:\n  replicass: 2\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: x:1}]}\n",
+            "unknown field \"spec.replicass\"",
+        ),
         ("noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\ndata: {a: b}\n", "name"),
         ("unknown.yaml", "apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n", "Gadget"),
     ];

@@ -24,8 +24,9 @@ pub struct ResourceType {
     pub subresources: &'static [&'static str],
     /// Whether `metadata.generation` tracks spec changes.
     pub tracks_generation: bool,
-    /// Type check of a whole object against the upstream Kubernetes type.
-    pub type_check: fn(&Value) -> Result<(), String>,
+    /// Type check of a whole object against the upstream Kubernetes type; on success, the
+    /// paths of fields the type does not know (for `fieldValidation`).
+    pub type_check: fn(&Value) -> Result<Vec<String>, String>,
 }
 
 impl ResourceType {
@@ -90,12 +91,40 @@ impl ResourceType {
     }
 }
 
-fn check<T: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String> {
-    serde_path_to_error::deserialize::<_, T>(value).map(|_| ()).map_err(|e| {
+fn check<T: serde::de::DeserializeOwned + serde::Serialize>(value: &Value) -> Result<Vec<String>, String> {
+    let typed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         if path == "." || path.is_empty() { inner } else { format!("{path}: {inner}") }
-    })
+    })?;
+    // The upstream types drop what they do not know: whatever the input has and the typed
+    // round trip lost is an unknown field.
+    let known = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    lost_fields(value, &known, "", &mut unknown);
+    Ok(unknown)
+}
+
+/// Paths present (and not null) in `input` but absent from `known`.
+fn lost_fields(input: &Value, known: &Value, at: &str, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, value) in i {
+                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                match k.get(key) {
+                    Some(kv) => lost_fields(value, kv, &path, out),
+                    None if !value.is_null() => out.push(path),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (n, (iv, kv)) in i.iter().zip(k).enumerate() {
+                lost_fields(iv, kv, &format!("{at}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
@@ -284,5 +313,16 @@ mod tests {
             "spec": {"replicas": "three", "selector": {}, "template": {}}});
         let err = (deploy.type_check)(&bad).expect_err("replicas is a string");
         assert!(err.contains("spec.replicas"), "{err}");
+    }
+
+    #[test]
+    fn type_check_reports_unknown_fields() {
+        let deploy = find_by_kind("apps/v1", "Deployment").expect("deployment");
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "labels": {"a": "b"}},
+            "spec": {"replicass": 2, "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "Never", "bogus": true, "env": null}]}}},
+            "status": {}});
+        let unknown = (deploy.type_check)(&obj).expect("well typed");
+        assert_eq!(unknown, ["spec.replicass", "spec.template.spec.containers[0].bogus"]);
     }
 }

@@ -125,8 +125,14 @@ async fn check_namespace(
 }
 
 /// `POST` to a collection.
-pub async fn create(state: &ApiState, path: &ResourcePath, body: Value) -> Result<Response, ApiError> {
+pub async fn create(
+    state: &ApiState,
+    path: &ResourcePath,
+    body: Value,
+    validation: FieldValidation,
+) -> Result<Response, ApiError> {
     let rt = path.rt;
+    let unknown = validation.check(rt, &body)?;
     let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
     check_namespace(state, rt, ns.as_deref()).await?;
     let obj = validate::prepare_create(rt, ns.as_deref(), body)?;
@@ -141,7 +147,62 @@ pub async fn create(state: &ApiState, path: &ResourcePath, body: Value) -> Resul
     })
     .await??
     .ok_or_else(|| ApiError::internal("create stored nothing"))?;
-    Ok(json_response(StatusCode::CREATED, &typed(rt, stored)))
+    Ok(with_warnings(json_response(StatusCode::CREATED, &typed(rt, stored)), &unknown))
+}
+
+/// The `fieldValidation` query parameter: what to do with fields the type does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Reject the request (400), as `kubectl apply/create` asks by default.
+    Strict,
+    /// Accept it with a `Warning` header per unknown field.
+    Warn,
+    /// Accept it silently (the default when the parameter is absent: our own components'
+    /// writes skip the extra check).
+    Ignore,
+}
+
+impl FieldValidation {
+    /// From the query; an unknown value is a 400, as upstream.
+    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+        match q.get("fieldValidation").map(String::as_str) {
+            None | Some("") | Some("Ignore") => Ok(Self::Ignore),
+            Some("Warn") => Ok(Self::Warn),
+            Some("Strict") => Ok(Self::Strict),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Ignore, Warn or Strict, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Unknown fields of `obj`: an error under Strict, warnings under Warn.
+    fn check(self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, ApiError> {
+        if self == Self::Ignore {
+            return Ok(Vec::new());
+        }
+        // Type errors are reported by admission with their own message.
+        let unknown = (rt.type_check)(obj).unwrap_or_default();
+        if self == Self::Strict && !unknown.is_empty() {
+            let fields: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                fields.join(", "),
+                kind = rt.kind,
+                v = rt.version
+            )));
+        }
+        Ok(unknown)
+    }
+}
+
+/// Add one `Warning` header per unknown field (kubectl prints them).
+fn with_warnings(mut response: Response, unknown: &[String]) -> Response {
+    for field in unknown {
+        if let Ok(value) = http::HeaderValue::from_str(&format!("299 - \"unknown field \\\"{field}\\\"\"")) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// Check a client-sent resourceVersion against the stored one.
@@ -171,22 +232,28 @@ async fn write_existing(
     state: &ApiState,
     path: &ResourcePath,
     scope: WriteScope,
+    validation: FieldValidation,
     next: impl FnOnce(&Value, &str) -> Result<Value, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let rt = path.rt;
     let key = key_of(path);
     let name = name_of(path).to_string();
     let store = state.store.clone();
+    // The unknown fields are found inside the store's transaction; they come back this way.
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let report = found.clone();
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             let new = next(&current, &name)?;
+            *report.lock().unwrap_or_else(|p| p.into_inner()) = validation.check(rt, &new)?;
             check_precondition(rt, &current, &new)?;
             Ok(store_or_finish(validate::prepare_update(rt, &current, new, scope)?))
         })
     })
-    .await??;
-    finish_write(rt, path, stored)
+    .await?;
+    let unknown = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(with_warnings(finish_write(rt, path, stored?)?, &unknown))
 }
 
 /// `PUT` an object (main endpoint or `/status`).
@@ -195,8 +262,9 @@ pub async fn update(
     path: &ResourcePath,
     body: Value,
     scope: WriteScope,
+    validation: FieldValidation,
 ) -> Result<Response, ApiError> {
-    write_existing(state, path, scope, move |_, _| Ok(body)).await
+    write_existing(state, path, scope, validation, move |_, _| Ok(body)).await
 }
 
 /// `PATCH` an object (main endpoint or `/status`).
@@ -206,12 +274,13 @@ pub async fn patch(
     headers: &HeaderMap,
     body: Value,
     scope: WriteScope,
+    validation: FieldValidation,
 ) -> Result<Response, ApiError> {
     let kind_name = path.rt.kind;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    write_existing(state, path, scope, move |current, name| {
+    write_existing(state, path, scope, validation, move |current, name| {
         patch::apply(kind, current, &body)
             .map_err(|e| if e.code == 422 { ApiError::invalid(kind_name, name, e.message) } else { e })
     })

@@ -202,14 +202,14 @@ async fn dispatch(
         (&Method::GET, true, Some("log")) => {
             subresources::log(&state, &path, &query, parts.uri.query()).await
         }
-        (&Method::POST, false, None) => create(&state, &path, &headers, body).await,
+        (&Method::POST, false, None) => create(&state, &path, &headers, body, validation(&query)?).await,
         (&Method::POST, true, Some("binding")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             subresources::bind(&state, &path, body).await
         }
         (&Method::PUT, true, None | Some("status")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
-            handlers::update(&state, &path, body, scope(sub.as_deref())).await
+            handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?).await
         }
         (&Method::PUT, true, Some("scale")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
@@ -217,7 +217,7 @@ async fn dispatch(
         }
         (&Method::PATCH, true, None | Some("status")) => {
             let body = decode_patch(&headers, body).await?;
-            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref())).await
+            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref()), validation(&query)?).await
         }
         (&Method::PATCH, true, Some("scale")) => {
             let content_type =
@@ -247,9 +247,14 @@ async fn create(
     path: &ResourcePath,
     headers: &HeaderMap,
     body: Body,
+    validation: handlers::FieldValidation,
 ) -> Result<Response, ApiError> {
     let body = request::decode_body(headers, &request::read_body(body).await?)?;
-    handlers::create(state, path, body).await
+    handlers::create(state, path, body, validation).await
+}
+
+fn validation(q: &std::collections::HashMap<String, String>) -> Result<handlers::FieldValidation, ApiError> {
+    handlers::FieldValidation::from_query(q)
 }
 
 /// Patch bodies are JSON whatever their patch content type says.
