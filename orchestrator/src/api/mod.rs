@@ -2,6 +2,7 @@
 //! (`Status`), object metadata helpers, validation and patching. Sans-IO: nothing here knows
 //! about axum or redb, so the apiserver, the controllers and the CLI share it.
 
+pub mod cidr;
 pub mod meta;
 pub mod patch;
 pub mod resources;

@@ -27,18 +27,9 @@ pub struct PodNetwork {
 impl PodNetwork {
     /// Parse an IPv4 CIDR with a prefix of /16 or shorter.
     pub fn parse(cidr: &str) -> Result<Self, String> {
-        let (addr, bits) = cidr
-            .split_once('/')
-            .ok_or_else(|| format!("{cidr:?} is not a CIDR (like {DEFAULT_POD_NETWORK})"))?;
-        let addr: std::net::Ipv4Addr =
-            addr.parse().map_err(|_| format!("{cidr:?}: {addr:?} is not an IPv4 address"))?;
-        let bits: u32 = bits
-            .parse()
-            .ok()
-            .filter(|b| (1..=16).contains(b))
-            .ok_or_else(|| format!("{cidr:?}: the prefix must be /1 to /16 (nodes get /16s)"))?;
-        let size = 1u32 << (32 - bits);
-        Ok(Self { base: u32::from(addr) & !(size - 1), node_ranges: 1 << (16 - bits) })
+        // Nodes get /16s, so the network is a /16 or larger.
+        let (base, bits) = crate::api::cidr::parse(cidr, 1..=16)?;
+        Ok(Self { base, node_ranges: 1 << (16 - bits) })
     }
 
     /// The node ranges, in order.

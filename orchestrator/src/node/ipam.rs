@@ -18,15 +18,8 @@ pub struct PodIps {
 impl PodIps {
     /// A pool over `cidr` (e.g. `127.64.0.0/16`).
     pub fn new(cidr: &str) -> Result<Self, String> {
-        let (addr, bits) = cidr.split_once('/').ok_or_else(|| format!("{cidr:?} is not a CIDR"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{cidr:?}: bad address"))?;
-        let bits: u32 = bits
-            .parse()
-            .ok()
-            .filter(|b| (8..=30).contains(b))
-            .ok_or_else(|| format!("{cidr:?}: prefix must be 8..30"))?;
-        let size = 1u32 << (32 - bits);
-        Ok(Self { base: u32::from(addr) & !(size - 1), size, used: Arc::new(Mutex::new(HashSet::new())) })
+        let (base, bits) = crate::api::cidr::parse(cidr, 8..=30)?;
+        Ok(Self { base, size: 1 << (32 - bits), used: Arc::new(Mutex::new(HashSet::new())) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Ipv4Addr>> {
