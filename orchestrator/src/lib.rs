@@ -1,7 +1,9 @@
 //! wasmkube's control plane and node agent as a library; `main.rs` is the thin `wasmkube`
 //! binary. See DESIGN.md §1 for how the pieces talk: everything goes through the API.
 
-pub mod api;
+/// The sans-IO API object layer lives in its own crate (`orchestrator/api`) so fuzz targets and
+/// unit tests of it build without the runtime; `crate::api` keeps its old name.
+pub use wasmkube_api as api;
 pub mod apiserver;
 pub mod client;
 pub mod store;

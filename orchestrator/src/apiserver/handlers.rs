@@ -1,6 +1,7 @@
 //! Create, read, update, patch, delete and list of objects: the verbs, their status codes and
 //! their optimistic-concurrency rules, as kube-apiserver implements them.
 
+use crate::apiserver::HttpError;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
@@ -44,7 +45,7 @@ fn typed(rt: &ResourceType, mut obj: Value) -> Value {
 }
 
 /// `GET` one object (as a Table when kubectl asks for one).
-pub async fn get(state: &ApiState, path: &ResourcePath, want_table: bool) -> Result<Response, ApiError> {
+pub async fn get(state: &ApiState, path: &ResourcePath, want_table: bool) -> Result<Response, HttpError> {
     let key = key_of(path);
     let store = state.store.clone();
     let obj = blocking(move || store.get(&key))
@@ -89,7 +90,7 @@ pub async fn list(
     path: &ResourcePath,
     filters: Filters,
     want_table: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let prefix = path.rt.namespace_prefix(path.namespace.as_deref());
     let store = state.store.clone();
     let (items, rv) = blocking(move || store.list(&prefix)).await??;
@@ -130,7 +131,7 @@ pub async fn create(
     path: &ResourcePath,
     body: Value,
     validation: FieldValidation,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let rt = path.rt;
     let unknown = validation.check(rt, &body)?;
     let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
@@ -234,7 +235,7 @@ async fn write_existing(
     scope: WriteScope,
     validation: FieldValidation,
     next: impl FnOnce(&Value, &str) -> Result<Value, ApiError> + Send + 'static,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let rt = path.rt;
     let key = key_of(path);
     let name = name_of(path).to_string();
@@ -263,7 +264,7 @@ pub async fn update(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     write_existing(state, path, scope, validation, move |_, _| Ok(body)).await
 }
 
@@ -275,7 +276,7 @@ pub async fn patch(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let kind_name = path.rt.kind;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
@@ -287,7 +288,11 @@ pub async fn patch(
     .await
 }
 
-fn finish_write(rt: &ResourceType, path: &ResourcePath, stored: Option<Value>) -> Result<Response, ApiError> {
+fn finish_write(
+    rt: &ResourceType,
+    path: &ResourcePath,
+    stored: Option<Value>,
+) -> Result<Response, HttpError> {
     let obj = stored.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
     Ok(json_response(StatusCode::OK, &typed(rt, obj)))
 }
@@ -380,7 +385,7 @@ pub async fn delete(
     state: &ApiState,
     path: &ResourcePath,
     opts: DeleteOptions,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let rt = path.rt;
     if rt.kind == "Namespace" {
         return super::namespaces::delete(state, name_of(path)).await;

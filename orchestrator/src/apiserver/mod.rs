@@ -66,10 +66,34 @@ pub(crate) fn stream_response(body: Body) -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-impl IntoResponse for ApiError {
+/// An [`ApiError`] on its way out as an HTTP response (a `Status` body with its code). A
+/// newtype because the API crate is sans-IO and knows nothing of axum.
+#[derive(Debug)]
+pub struct HttpError(pub ApiError);
+
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for HttpError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl std::ops::Deref for HttpError {
+    type Target = ApiError;
+    fn deref(&self) -> &ApiError {
+        &self.0
+    }
+}
+
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_response(code, &self.to_status())
+        let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(code, &self.0.to_status())
     }
 }
 
@@ -86,9 +110,9 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apis/{group}",
             get(|Path(group): Path<String>| async move {
-                discovery::group(&group)
-                    .map(|g| json_response(StatusCode::OK, &g))
-                    .unwrap_or_else(|| ApiError::no_route(&format!("/apis/{group}")).into_response())
+                discovery::group(&group).map(|g| json_response(StatusCode::OK, &g)).unwrap_or_else(|| {
+                    HttpError(ApiError::no_route(&format!("/apis/{group}"))).into_response()
+                })
             }),
         )
         .route(
@@ -110,14 +134,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/openapi/v3/{*path}",
             get(|Path(path): Path<String>| async move {
-                discovery::openapi_document(&path)
-                    .map(|d| json_response(StatusCode::OK, &d))
-                    .unwrap_or_else(|| ApiError::no_route(&format!("/openapi/v3/{path}")).into_response())
+                discovery::openapi_document(&path).map(|d| json_response(StatusCode::OK, &d)).unwrap_or_else(
+                    || HttpError(ApiError::no_route(&format!("/openapi/v3/{path}"))).into_response(),
+                )
             }),
         )
         .route("/api/v1/{*rest}", any(core_resource))
         .route("/apis/{group}/{version}/{*rest}", any(group_resource))
-        .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
+        .fallback(|req: Request| async move { HttpError(ApiError::no_route(req.uri().path())) })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
@@ -133,7 +157,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 fn gv_resources(group: &str, version: &str) -> Response {
     match discovery::resource_list(group, version) {
         Some(list) => json_response(StatusCode::OK, &list),
-        None => ApiError::no_route(&format!("{group}/{version}")).into_response(),
+        None => HttpError(ApiError::no_route(&format!("{group}/{version}"))).into_response(),
     }
 }
 
@@ -148,7 +172,7 @@ async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -
     if open || token.is_some_and(|t| state.tokens.contains(t)) {
         next.run(req).await
     } else {
-        ApiError::unauthorized().into_response()
+        HttpError(ApiError::unauthorized()).into_response()
     }
 }
 
@@ -174,7 +198,7 @@ async fn dispatch(
     version: &str,
     rest: &str,
     req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let path = request::parse_path(group, version, rest)?;
     let (parts, body) = req.into_parts();
     let query = request::query_map(parts.uri.query());
@@ -182,7 +206,7 @@ async fn dispatch(
     let sub = path.subresource.clone();
     if let Some(s) = sub.as_deref() {
         if !path.rt.has_subresource(s) {
-            return Err(ApiError::no_route(parts.uri.path()));
+            return Err(ApiError::no_route(parts.uri.path()).into());
         }
     }
     let table = request::wants_table(&headers);
@@ -233,7 +257,8 @@ async fn dispatch(
             handlers::delete(&state, &path, handlers::DeleteOptions::parse(options.as_ref(), &query)?).await
         }
         (method, _, _) => {
-            Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", parts.uri.path())))
+            Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", parts.uri.path()))
+                .into())
         }
     }
 }
@@ -248,7 +273,7 @@ async fn create(
     headers: &HeaderMap,
     body: Body,
     validation: handlers::FieldValidation,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let body = request::decode_body(headers, &request::read_body(body).await?)?;
     handlers::create(state, path, body, validation).await
 }

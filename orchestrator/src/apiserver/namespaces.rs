@@ -1,6 +1,7 @@
 //! Namespace deletion: everything inside is deleted (pods gracefully, through their agents),
 //! then the namespace itself. `default` and `kube-system` are protected, as upstream does.
 
+use crate::apiserver::HttpError;
 use axum::response::Response;
 use http::StatusCode;
 
@@ -11,11 +12,12 @@ use crate::{
 };
 
 /// `DELETE /api/v1/namespaces/{name}`.
-pub async fn delete(state: &ApiState, name: &str) -> Result<Response, ApiError> {
+pub async fn delete(state: &ApiState, name: &str) -> Result<Response, HttpError> {
     if name == "default" || name == "kube-system" {
         return Err(ApiError::forbidden(format!(
             "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-        )));
+        ))
+        .into());
     }
     let namespaces = crate::api::find_by_kind("v1", "Namespace")
         .ok_or_else(|| ApiError::internal("namespaces not served"))?;

@@ -2,6 +2,7 @@
 //! scheduler's assignment of a pod to a node) and `/log` (proxied to the agent of the pod's node,
 //! as kube-apiserver proxies to the kubelet).
 
+use crate::apiserver::HttpError;
 use std::collections::HashMap;
 
 use axum::{body::Body, response::Response};
@@ -45,7 +46,7 @@ pub async fn scale(
     state: &ApiState,
     path: &ResourcePath,
     write: Option<ScaleWrite>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let rt = path.rt;
     let name = path.name.clone().unwrap_or_default();
     let key = rt.key(path.namespace.as_deref().unwrap_or(""), &name);
@@ -87,7 +88,7 @@ pub async fn scale(
 }
 
 /// `POST pods/{name}/binding`: assign the pod to a node, once.
-pub async fn bind(state: &ApiState, path: &ResourcePath, body: Value) -> Result<Response, ApiError> {
+pub async fn bind(state: &ApiState, path: &ResourcePath, body: Value) -> Result<Response, HttpError> {
     let rt = path.rt;
     let name = path.name.clone().unwrap_or_default();
     let node = body["target"]["name"]
@@ -163,7 +164,7 @@ pub async fn log(
     path: &ResourcePath,
     query: &HashMap<String, String>,
     raw_query: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let name = path.name.clone().unwrap_or_default();
     let ns = path.namespace.clone().unwrap_or_default();
     let key = path.rt.key(&ns, &name);
@@ -193,12 +194,12 @@ pub async fn log(
     if status != 200 {
         let body = response.text().await.unwrap_or_default();
         let parsed: Value = serde_json::from_str(&body).unwrap_or(json!({"message": body}));
-        return Err(ApiError::from_status(status, &parsed));
+        return Err(ApiError::from_status(status, &parsed).into());
     }
     let stream = response.bytes_stream();
     Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(e.to_string()).into())
 }

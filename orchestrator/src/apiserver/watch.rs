@@ -3,6 +3,7 @@
 //! bookmark annotated `k8s.io/initial-events-end`), or resumes after a resourceVersion from the
 //! retained log (410 Expired when it is too old). Selector transitions become ADDED/DELETED.
 
+use crate::apiserver::HttpError;
 use std::{collections::HashSet, time::Duration};
 
 use axum::{body::Body, response::Response};
@@ -150,7 +151,7 @@ pub async fn watch(
     filters: Filters,
     params: WatchParams,
     table: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let rt = path.rt;
     let prefix = rt.namespace_prefix(path.namespace.as_deref());
     // Subscribe before reading the snapshot/log so nothing committed in between is missed;
@@ -193,7 +194,8 @@ pub async fn watch(
                 details: Some(
                     json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]}),
                 ),
-            });
+            }
+            .into());
         }
         // The client's view before `since` is unknown: objects it already has that change arrive
         // as ADDED, which clients treat as an update of what they hold.

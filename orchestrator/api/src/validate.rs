@@ -336,7 +336,7 @@ fn validate_pod_spec(spec: &Value, at: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::find_by_kind;
+    use crate::find_by_kind;
 
     fn pods() -> &'static ResourceType {
         find_by_kind("v1", "Pod").expect("pods")
