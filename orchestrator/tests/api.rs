@@ -369,3 +369,61 @@ async fn field_validation_rejects_warns_or_ignores_unknown_fields() {
     let (items, _) = s.client.list(cms, Some("default"), None, None).await.expect("list");
     assert_eq!(items.len(), 2, "b and c only");
 }
+
+#[tokio::test]
+async fn lists_page_with_limit_and_continue() {
+    let s = server(1000).await;
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    for i in 0..5 {
+        let tier = if i % 2 == 0 { "even" } else { "odd" };
+        s.client
+            .create(cms, Some("default"), &configmap(&format!("cm-{i}"), json!({"tier": tier})))
+            .await
+            .expect("create");
+    }
+    let get = |q: String| {
+        let c = s.client.clone();
+        async move {
+            c.request(reqwest::Method::GET, &format!("/api/v1/namespaces/default/configmaps?{q}"), None, None)
+                .await
+        }
+    };
+    let first = get("limit=2".into()).await.expect("page 1");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let rv = first["metadata"]["resourceVersion"].clone();
+    // A change between pages: later pages still report the first page's revision.
+    s.client.create(cms, Some("default"), &configmap("cm-9", json!({}))).await.expect("create");
+    let mut names: Vec<String> = Vec::new();
+    let mut page = first;
+    loop {
+        names.extend(
+            page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from)),
+        );
+        assert_eq!(page["metadata"]["resourceVersion"], rv);
+        let Some(token) = page["metadata"]["continue"].as_str().map(str::to_string) else { break };
+        page = get(format!("limit=2&continue={token}")).await.expect("next page");
+    }
+    assert_eq!(names, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "cm-9"]);
+    let odd = get("limit=1&labelSelector=tier%3Dodd".into()).await.expect("selected");
+    assert_eq!(odd["items"][0]["metadata"]["name"], "cm-1");
+    assert!(odd["metadata"].get("remainingItemCount").is_none(), "no count under a selector");
+    let token = odd["metadata"]["continue"].as_str().expect("more").to_string();
+    let rest = get(format!("limit=1&labelSelector=tier%3Dodd&continue={token}")).await.expect("page 2");
+    assert_eq!(rest["items"][0]["metadata"]["name"], "cm-3");
+    let foreign = s
+        .client
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/namespaces/default/secrets?continue={token}"),
+            None,
+            None,
+        )
+        .await
+        .expect_err("token of another list");
+    assert_eq!(foreign.code, 400);
+}

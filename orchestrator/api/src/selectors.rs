@@ -138,6 +138,11 @@ fn field_path(kind: &str, field: &str) -> Option<&'static [&'static str]> {
 }
 
 impl FieldSelector {
+    /// Whether it selects nothing in particular (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parse and check every field is selectable for `kind`.
     pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {
         let mut terms = Vec::new();

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::api::resources::{self, RESOURCES, ResourceType};
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub(super) const VERBS: &[&str] =
+    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// `GET /version`.
 pub fn version() -> Value {
@@ -43,11 +44,23 @@ pub fn group(group: &str) -> Option<Value> {
     })
 }
 
+/// `kubectl get all` expands the `all` category from discovery.
+pub(super) fn categories(rt: &ResourceType) -> Vec<&'static str> {
+    if matches!(
+        rt.kind,
+        "Pod" | "Service" | "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob"
+    ) {
+        vec!["all"]
+    } else {
+        vec![]
+    }
+}
+
 fn resource_entries(rt: &ResourceType) -> Vec<Value> {
     let mut out = vec![json!({
         "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
         "verbs": VERBS, "shortNames": rt.short_names,
-        "categories": if matches!(rt.kind, "Pod" | "Service" | "Deployment" | "ReplicaSet") { vec!["all"] } else { vec![] },
+        "categories": categories(rt),
     })];
     for sub in rt.subresources {
         let (kind, group, version, verbs): (&str, &str, &str, &[&str]) = match *sub {
@@ -130,7 +143,7 @@ pub fn openapi_document(gv_path: &str) -> Option<Value> {
             "get": op("get", None),
             "put": op("put", Some(&["application/json", "application/yaml"])),
             "delete": op("delete", None),
-            "patch": op("patch", Some(&["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"])),
+            "patch": op("patch", Some(&["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"])),
         }));
     }
     Some(

@@ -84,22 +84,42 @@ impl Filters {
     }
 }
 
-/// `GET` a collection.
+/// `GET` a collection, whole or one page of it (`limit`/`continue`).
 pub async fn list(
     state: &ApiState,
     path: &ResourcePath,
     filters: Filters,
+    query: &std::collections::HashMap<String, String>,
     want_table: bool,
 ) -> Result<Response, HttpError> {
     let prefix = path.rt.namespace_prefix(path.namespace.as_deref());
+    let paging = super::paging::Paging::from_query(query, &prefix)?;
     let store = state.store.clone();
-    let (items, rv) = blocking(move || store.list(&prefix)).await??;
-    let items: Vec<Value> = items.into_iter().filter(|o| filters.matches(path.rt.kind, o)).collect();
-    if want_table {
-        return Ok(json_response(StatusCode::OK, &super::tables::table(path.rt.kind, &items, rv)));
+    let kind = path.rt.kind;
+    let selective = !filters.labels.is_empty() || !filters.fields.is_empty();
+    let page = blocking(move || {
+        store.list_page(&prefix, paging.after.as_deref(), paging.limit.unwrap_or(usize::MAX), |o| {
+            filters.matches(kind, o)
+        })
+    })
+    .await??;
+    // Later pages report the revision of the first, so a watch started from it misses nothing.
+    let rv = paging.revision.unwrap_or(page.revision);
+    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(last) = &page.next {
+        list_meta["continue"] = json!(super::paging::encode(rv, last));
+        // Upstream reports the count only when no selector filtered the list.
+        if !selective {
+            list_meta["remainingItemCount"] = json!(page.remaining);
+        }
     }
-    let items: Vec<Value> = items.into_iter().map(|o| typed(path.rt, o)).collect();
-    let body = json!({"kind": path.rt.list_kind(), "apiVersion": path.rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items});
+    if want_table {
+        let mut table = super::tables::table(path.rt.kind, &page.items, rv);
+        table["metadata"] = list_meta;
+        return Ok(json_response(StatusCode::OK, &table));
+    }
+    let items: Vec<Value> = page.items.into_iter().map(|o| typed(path.rt, o)).collect();
+    let body = json!({"kind": path.rt.list_kind(), "apiVersion": path.rt.api_version(), "metadata": list_meta, "items": items});
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -2,9 +2,11 @@
 //! resource, subresources, and errors as `Status`. Every request needs a bearer token except
 //! health and version probes.
 
+mod aggregated;
 mod discovery;
 mod handlers;
 mod namespaces;
+mod paging;
 mod request;
 mod subresources;
 pub mod tables;
@@ -104,9 +106,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/api", get(|| async { json_response(StatusCode::OK, &discovery::core_versions()) }))
+        .route("/api", get(|headers: HeaderMap| async move { discovery_root(true, &headers) }))
         .route("/api/v1", get(|| async { gv_resources("", "v1") }))
-        .route("/apis", get(|| async { json_response(StatusCode::OK, &discovery::group_list()) }))
+        .route("/apis", get(|headers: HeaderMap| async move { discovery_root(false, &headers) }))
         .route(
             "/apis/{group}",
             get(|Path(group): Path<String>| async move {
@@ -144,6 +146,15 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|req: Request| async move { HttpError(ApiError::no_route(req.uri().path())) })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
+}
+
+/// `/api` and `/apis`: aggregated discovery when the client asks for it first, else legacy.
+fn discovery_root(core: bool, headers: &HeaderMap) -> Response {
+    if aggregated::wanted(headers) {
+        return aggregated::respond(core, headers);
+    }
+    let doc = if core { discovery::core_versions() } else { discovery::group_list() };
+    json_response(StatusCode::OK, &doc)
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {
@@ -216,7 +227,7 @@ async fn dispatch(
             if is_true(&query, "watch") {
                 watch::watch(&state, &path, filters, watch::WatchParams::from_query(&query)?, table).await
             } else {
-                handlers::list(&state, &path, filters, table).await
+                handlers::list(&state, &path, filters, &query, table).await
             }
         }
         (&Method::GET, true, None | Some("status")) => {

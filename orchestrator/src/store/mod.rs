@@ -10,7 +10,7 @@
 mod redb_store;
 mod writer;
 
-pub use redb_store::Store;
+pub use redb_store::{Page, Store};
 use serde_json::Value;
 use std::sync::Arc;
 

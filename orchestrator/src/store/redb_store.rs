@@ -17,6 +17,19 @@ pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("eve
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const REVISION: &str = "revision";
 
+/// One page of a chunked list (see [`Store::list_page`]).
+#[derive(Debug)]
+pub struct Page {
+    /// The objects of this page.
+    pub items: Vec<Value>,
+    /// The store revision the page was read at.
+    pub revision: u64,
+    /// The last key returned, when more objects follow.
+    pub next: Option<String>,
+    /// How many stored objects under the prefix follow the page (before selectors).
+    pub remaining: usize,
+}
+
 /// How many past events a watch can resume from before it gets 410 Expired (by default).
 pub const RETAINED_EVENTS: u64 = 20_000;
 
@@ -84,6 +97,46 @@ impl Store {
             items.push(decode(k.value(), v.value())?);
         }
         Ok((items, revision))
+    }
+
+    /// One page of a list: up to `limit` objects under `prefix` that `keep` accepts, starting
+    /// after the key `after`. Returns the page, the store revision it was read at, and the key
+    /// of the last object returned when more may follow (the cursor of the next page).
+    pub fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        mut keep: impl FnMut(&Value) -> bool,
+    ) -> Result<Page, StoreError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read()?;
+        let revision = txn.open_table(META)?.get(REVISION)?.map(|v| v.value()).unwrap_or(0);
+        let objects = txn.open_table(OBJECTS)?;
+        let start = after.map_or(Bound::Included(prefix), Bound::Excluded);
+        let mut page = Page { items: Vec::new(), revision, next: None, remaining: 0 };
+        let mut last_key = None;
+        for entry in objects.range::<&str>((start, Bound::Unbounded))? {
+            let (k, v) = entry?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if page.items.len() == limit {
+                // Counted, not decoded: clients show it as "N more".
+                page.remaining += 1;
+                continue;
+            }
+            let obj = decode(key, v.value())?;
+            if keep(&obj) {
+                page.items.push(obj);
+                last_key = Some(key.to_string());
+            }
+        }
+        if page.remaining > 0 {
+            page.next = last_key;
+        }
+        Ok(page)
     }
 
     /// Atomically read the object at `key`, let `decide` choose what to do, and apply it.
