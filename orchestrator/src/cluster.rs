@@ -201,6 +201,7 @@ pub async fn start(
         tokio::spawn(crate::controllers::deployment::run(client.clone())),
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),
+        tokio::spawn(crate::controllers::namespace::run(client.clone())),
         tokio::spawn(crate::controllers::nodeipam::run(client.clone(), pod_network)),
         tokio::spawn(crate::controllers::nodelifecycle::run(client.clone())),
         tokio::spawn(crate::scheduler::run(client)),

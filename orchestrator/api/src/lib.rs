@@ -4,6 +4,7 @@
 
 pub mod cidr;
 pub mod meta;
+pub mod ownership;
 pub mod patch;
 pub mod resources;
 pub mod selectors;

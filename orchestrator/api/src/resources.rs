@@ -139,7 +139,7 @@ pub static RESOURCES: &[ResourceType] = &[
         singular: "namespace",
         namespaced: false,
         short_names: &["ns"],
-        subresources: &["status"],
+        subresources: &["status", "finalize"],
         tracks_generation: false,
         type_check: check::<core::Namespace>,
     },

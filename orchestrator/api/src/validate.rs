@@ -239,6 +239,11 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             if obj["status"]["phase"].is_null() {
                 obj["status"] = json!({"phase": "Active"});
             }
+            // The namespace controller's finalizer: it holds a terminating namespace until the
+            // contents are gone (upstream's `kubernetes` finalizer).
+            if obj["spec"]["finalizers"].is_null() {
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            }
         }
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Service" => {

@@ -41,6 +41,7 @@ fn verbs_of(sub: &str) -> (&'static [&'static str], Option<(&'static str, &'stat
         "scale" => (&["get", "patch", "update"], Some(("autoscaling", "v1", "Scale"))),
         "log" => (&["get"], Some(("", "v1", "Pod"))),
         "binding" => (&["create"], Some(("", "v1", "Binding"))),
+        "finalize" => (&["update"], None),
         _ => (&["get", "patch", "update"], None),
     }
 }

@@ -67,6 +67,7 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
             "scale" => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
             "log" => ("Pod", "", "v1", &["get"]),
             "binding" => ("Binding", "", "v1", &["create"]),
+            "finalize" => (rt.kind, rt.group, rt.version, &["update"]),
             _ => (rt.kind, rt.group, rt.version, &["get", "patch", "update"]),
         };
         let mut entry = json!({"name": format!("{}/{sub}", rt.plural), "singularName": "", "namespaced": rt.namespaced, "kind": kind, "verbs": verbs});

@@ -12,7 +12,6 @@ use crate::{
         ApiError, ResourceType, meta,
         patch::{self, PatchType},
         selectors::{FieldSelector, LabelSelector},
-        status::success_status,
         validate::{self, WriteScope},
     },
     store::{Mutation, StoreError},
@@ -29,16 +28,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn name_of(path: &ResourcePath) -> &str {
+pub(super) fn name_of(path: &ResourcePath) -> &str {
     path.name.as_deref().unwrap_or("")
 }
 
-fn key_of(path: &ResourcePath) -> String {
+pub(super) fn key_of(path: &ResourcePath) -> String {
     path.rt.key(path.namespace.as_deref().unwrap_or(""), name_of(path))
 }
 
 /// Stamp `apiVersion`/`kind` (never trust what was stored to have them).
-fn typed(rt: &ResourceType, mut obj: Value) -> Value {
+pub(super) fn typed(rt: &ResourceType, mut obj: Value) -> Value {
     obj["apiVersion"] = json!(rt.api_version());
     obj["kind"] = json!(rt.kind);
     obj
@@ -314,123 +313,5 @@ fn finish_write(
     stored: Option<Value>,
 ) -> Result<Response, HttpError> {
     let obj = stored.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
-    Ok(json_response(StatusCode::OK, &typed(rt, obj)))
-}
-
-/// Options of a delete, from the body (`DeleteOptions`) and the query.
-#[derive(Debug, Default)]
-pub struct DeleteOptions {
-    /// Seconds the object may take to terminate.
-    pub grace_period: Option<i64>,
-    /// Only delete if the uid matches.
-    pub uid: Option<String>,
-    /// Only delete if the resourceVersion matches.
-    pub resource_version: Option<String>,
-}
-
-impl DeleteOptions {
-    /// Merge body and query forms.
-    pub fn parse(
-        body: Option<&Value>,
-        query: &std::collections::HashMap<String, String>,
-    ) -> Result<Self, ApiError> {
-        let mut opts = Self::default();
-        if let Some(b) = body {
-            opts.grace_period = b["gracePeriodSeconds"].as_i64();
-            opts.uid = b["preconditions"]["uid"].as_str().map(str::to_string);
-            opts.resource_version = b["preconditions"]["resourceVersion"].as_str().map(str::to_string);
-        }
-        if let Some(g) = query.get("gracePeriodSeconds") {
-            opts.grace_period = Some(g.parse().map_err(|_| {
-                ApiError::bad_request(format!("gracePeriodSeconds must be an integer, got {g:?}"))
-            })?);
-        }
-        Ok(opts)
-    }
-}
-
-/// Decide what a delete does to the current object: graceful pod termination and finalizers
-/// keep it (marked with deletionTimestamp); otherwise it goes.
-fn delete_decision(rt: &ResourceType, mut obj: Value, opts: &DeleteOptions) -> Result<Mutation, ApiError> {
-    let name = meta::name(&obj).to_string();
-    if opts.uid.as_deref().is_some_and(|u| u != meta::uid(&obj))
-        || opts
-            .resource_version
-            .as_deref()
-            .is_some_and(|rv| Some(rv) != obj["metadata"]["resourceVersion"].as_str())
-    {
-        return Err(ApiError::conflict(&rt.qualified(), &name));
-    }
-    let has_finalizers = obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-    // A pod on a node is stopped by that node's agent, which then deletes it with grace 0.
-    let graceful_pod = rt.kind == "Pod"
-        && obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
-        && !is_finished(&obj);
-    let grace = opts
-        .grace_period
-        .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
-        .unwrap_or(30)
-        .max(0);
-    if graceful_pod && grace > 0 {
-        let existing = obj["metadata"]["deletionGracePeriodSeconds"].as_i64();
-        if meta::is_terminating(&obj) && existing.is_some_and(|e| e <= grace) {
-            return Ok(Mutation::Keep);
-        }
-        let deadline = jiff::Timestamp::now()
-            .checked_add(jiff::SignedDuration::from_secs(grace))
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        let m = meta::metadata_mut(&mut obj);
-        m.insert("deletionTimestamp".into(), json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-        return Ok(Mutation::Put(obj));
-    }
-    if has_finalizers {
-        if meta::is_terminating(&obj) {
-            return Ok(Mutation::Keep);
-        }
-        let m = meta::metadata_mut(&mut obj);
-        m.insert("deletionTimestamp".into(), json!(meta::now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        return Ok(Mutation::Put(obj));
-    }
-    Ok(Mutation::Delete)
-}
-
-fn is_finished(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
-}
-
-/// `DELETE` one object.
-pub async fn delete(
-    state: &ApiState,
-    path: &ResourcePath,
-    opts: DeleteOptions,
-) -> Result<Response, HttpError> {
-    let rt = path.rt;
-    if rt.kind == "Namespace" {
-        return super::namespaces::delete(state, name_of(path)).await;
-    }
-    let key = key_of(path);
-    let name = name_of(path).to_string();
-    let store = state.store.clone();
-    let (result, gone) = blocking(move || {
-        let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let removed = gone.clone();
-        let result = store.mutate::<ApiError, _>(&key, move |current| {
-            let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
-            let decision = delete_decision(rt, current, &opts)?;
-            removed.store(matches!(decision, Mutation::Delete), std::sync::atomic::Ordering::Release);
-            Ok(decision)
-        });
-        (result, gone.load(std::sync::atomic::Ordering::Acquire))
-    })
-    .await?;
-    let obj = result?.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
-    if gone && rt.kind != "Pod" {
-        return Ok(json_response(
-            StatusCode::OK,
-            &success_status(meta::name(&obj), rt.group, rt.plural, meta::uid(&obj)),
-        ));
-    }
     Ok(json_response(StatusCode::OK, &typed(rt, obj)))
 }

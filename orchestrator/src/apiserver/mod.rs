@@ -3,6 +3,7 @@
 //! health and version probes.
 
 mod aggregated;
+mod delete;
 mod discovery;
 mod handlers;
 mod namespaces;
@@ -246,6 +247,10 @@ async fn dispatch(
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?).await
         }
+        (&Method::PUT, true, Some("finalize")) => {
+            let body = request::decode_body(&headers, &request::read_body(body).await?)?;
+            namespaces::finalize(&state, path.name.as_deref().unwrap_or(""), body).await
+        }
         (&Method::PUT, true, Some("scale")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body))).await
@@ -265,7 +270,13 @@ async fn dispatch(
         (&Method::DELETE, true, None) => {
             let bytes = request::read_body(body).await?;
             let options = if bytes.is_empty() { None } else { Some(request::decode_body(&headers, &bytes)?) };
-            handlers::delete(&state, &path, handlers::DeleteOptions::parse(options.as_ref(), &query)?).await
+            delete::delete(&state, &path, delete::DeleteOptions::parse(options.as_ref(), &query)?).await
+        }
+        (&Method::DELETE, false, None) => {
+            let filters = handlers::Filters::from_query(path.rt, &query)?;
+            let bytes = request::read_body(body).await?;
+            let options = if bytes.is_empty() { None } else { Some(request::decode_body(&headers, &bytes)?) };
+            delete::delete_collection(&state, &path, filters, options.as_ref(), &query).await
         }
         (method, _, _) => {
             Err(ApiError::method_not_allowed(format!("{method} is not supported on {}", parts.uri.path()))

@@ -208,6 +208,24 @@ impl Client {
         .await
     }
 
+    /// DELETE an object with a propagation policy (`Background`, `Foreground`, `Orphan`).
+    pub async fn delete_with_policy(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        policy: &str,
+    ) -> Result<Value, ApiError> {
+        let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy});
+        self.request(
+            reqwest::Method::DELETE,
+            &Self::path(rt, ns, Some(name), None),
+            Some(("application/json", &body)),
+            None,
+        )
+        .await
+    }
+
     /// DELETE an object, optionally with a grace period.
     pub async fn delete(
         &self,

@@ -94,11 +94,12 @@ async fn reconcile(
         expectations.remove(&uid);
     }
     let owned = owned_pods(&uid, pods);
-    let desired = if meta::is_terminating(rs) {
-        0
-    } else {
-        rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize
-    };
+    // A terminating ReplicaSet is left to the garbage collector (Foreground deletes its pods,
+    // Orphan keeps them), as upstream's controller stops managing it.
+    if meta::is_terminating(rs) {
+        return;
+    }
+    let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let mut exp = Expectation { created: HashSet::new(), deleted: HashSet::new(), since: Instant::now() };
     if owned.len() < desired {
         for _ in owned.len()..desired {
