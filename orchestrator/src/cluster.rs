@@ -154,13 +154,19 @@ fn bootstrap(store: &Store) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Open the store in `data_dir`, start the API server on `listen`, and the controllers; nodes
-/// get their pod ranges from `pod_network`.
-pub async fn start(
-    data_dir: &Path,
-    listen: SocketAddr,
-    pod_network: crate::controllers::nodeipam::PodNetwork,
-) -> Result<ControlPlane, ClusterError> {
+/// How a control plane is set up.
+pub struct Options {
+    /// Where the API server listens.
+    pub listen: SocketAddr,
+    /// The network nodes get their pod ranges from.
+    pub pod_network: crate::controllers::nodeipam::PodNetwork,
+    /// How many past changes a watch can resume from before it gets 410 Expired.
+    pub watch_history: u64,
+}
+
+/// Open the store in `data_dir`, start the API server and the controllers.
+pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, ClusterError> {
+    let Options { listen, pod_network, watch_history } = options;
     crate::install_crypto_provider();
     std::fs::create_dir_all(data_dir).map_err(|source| ClusterError::Io {
         what: "creating",
@@ -168,7 +174,7 @@ pub async fn start(
         source,
     })?;
     let store_path = data_dir.join("store.redb");
-    let store = Store::open(&store_path)
+    let store = Store::open_with_retention(&store_path, watch_history.max(1))
         .map_err(|source| ClusterError::Store { path: store_path.clone(), source })?;
     bootstrap(&store)?;
     let tokens_path = data_dir.join("tokens.json");

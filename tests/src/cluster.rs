@@ -198,31 +198,45 @@ pub struct Cluster {
 impl Cluster {
     /// Start `wasmkube up` on a free port with `data_dir` and wait until it says it is up.
     pub fn up(data_dir: &Path, node_name: &str) -> anyhow::Result<Self> {
+        Self::up_with(data_dir, node_name, &[])
+    }
+
+    /// Like [`Cluster::up`], with more `wasmkube up` flags.
+    pub fn up_with(data_dir: &Path, node_name: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let network = PodNetworkLease::reserve()?;
-        let mut cluster = Self::up_on(data_dir, node_name, free_port(), &network.cidr)?;
+        let mut cluster = Self::start(data_dir, node_name, free_port(), &network.cidr, extra)?;
         cluster._network = Some(network);
         Ok(cluster)
     }
 
     /// Like [`Cluster::up`] on a given port and pod network (a restart reuses both).
     pub fn up_on(data_dir: &Path, node_name: &str, port: u16, pod_network: &str) -> anyhow::Result<Self> {
+        Self::start(data_dir, node_name, port, pod_network, &[])
+    }
+
+    fn start(
+        data_dir: &Path,
+        node_name: &str,
+        port: u16,
+        pod_network: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let listen = format!("127.0.0.1:{port}");
         let log = data_dir.with_extension(format!("up-{port}-{}.log", std::process::id()));
-        let mut process = Process::spawn(
-            &wasmkube_bin()?,
-            &[
-                "up",
-                "--data-dir",
-                &data_dir.display().to_string(),
-                "--listen",
-                &listen,
-                "--node-name",
-                node_name,
-                "--pod-network",
-                pod_network,
-            ],
-            &log,
-        )?;
+        let data = data_dir.display().to_string();
+        let mut args = vec![
+            "up",
+            "--data-dir",
+            &data,
+            "--listen",
+            &listen,
+            "--node-name",
+            node_name,
+            "--pod-network",
+            pod_network,
+        ];
+        args.extend_from_slice(extra);
+        let mut process = Process::spawn(&wasmkube_bin()?, &args, &log)?;
         let join = process.wait_for_line("join a node:", Duration::from_secs(120)).with_context(|| {
             format!(
                 "wasmkube up did not come up; its log: {}",

@@ -93,6 +93,12 @@ struct Filter {
     prefix: String,
     filters: Filters,
     visible: HashSet<String>,
+    /// A watch resumed from a resourceVersion does not know what the client saw at that
+    /// revision: an object first seen here through a change (not a create) is taken to have
+    /// been visible, so unfiltered watches get MODIFIED/DELETED exactly as upstream. Keys whose
+    /// visibility has been settled this way are remembered.
+    resumed: bool,
+    settled: HashSet<String>,
     last_rv: u64,
     /// Send Table rows (kubectl get -w) instead of objects; column definitions go only with
     /// the first one, as kube-apiserver does.
@@ -122,7 +128,11 @@ impl Filter {
         }
         self.last_rv = ev.rv;
         let matches = self.filters.matches(self.rt.kind, &ev.object);
-        let was_visible = self.visible.contains(&ev.key);
+        let assumed = self.resumed && ev.event_type != EventType::Added && !self.settled.contains(&ev.key);
+        if self.resumed {
+            self.settled.insert(ev.key.clone());
+        }
+        let was_visible = self.visible.contains(&ev.key) || assumed;
         let event_type = match (ev.event_type, matches, was_visible) {
             (EventType::Deleted, _, true) | (EventType::Deleted, true, false) => {
                 self.visible.remove(&ev.key);
@@ -163,6 +173,8 @@ pub async fn watch(
         prefix: prefix.clone(),
         filters,
         visible: HashSet::new(),
+        resumed: false,
+        settled: HashSet::new(),
         last_rv: 0,
         table,
         columns_sent: false,
@@ -197,9 +209,8 @@ pub async fn watch(
             }
             .into());
         }
-        // The client's view before `since` is unknown: objects it already has that change arrive
-        // as ADDED, which clients treat as an update of what they hold.
         filter.last_rv = since;
+        filter.resumed = true;
         match super::blocking(move || store.events_since(&p, since)).await? {
             Ok(events) => {
                 for ev in &events {

@@ -34,6 +34,9 @@ pub struct UpCommand {
     /// Also deploy the bundled hello-http sample and print a URL to curl.
     #[arg(long)]
     demo: bool,
+    /// How many past changes a watch can resume from; older resourceVersions get 410 Expired.
+    #[arg(long, default_value_t = orchestrator::store::RETAINED_EVENTS)]
+    watch_history: u64,
 }
 
 impl UpCommand {
@@ -41,7 +44,9 @@ impl UpCommand {
         let data_dir = self.data_dir.unwrap_or_else(super::config::default_data_dir);
         let pod_network = orchestrator::controllers::nodeipam::PodNetwork::parse(&self.pod_network)
             .map_err(|e| anyhow!("--pod-network: {e}"))?;
-        let cp = cluster::start(&data_dir, self.listen, pod_network).await?;
+        let options =
+            cluster::Options { listen: self.listen, pod_network, watch_history: self.watch_history };
+        let cp = cluster::start(&data_dir, options).await?;
         let kubeconfig_path = data_dir.join("kubeconfig");
         cluster::write_private(
             &kubeconfig_path,

@@ -10,7 +10,7 @@
 mod redb_store;
 mod writer;
 
-pub use redb_store::{Page, Store};
+pub use redb_store::{Page, RETAINED_EVENTS, Store};
 use serde_json::Value;
 use std::sync::Arc;
 
