@@ -2,13 +2,11 @@
 //! controllers and scheduler. `wasmkube up` adds a node agent and the CLI around it.
 
 use std::{
-    collections::HashSet,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, atomic::AtomicBool},
 };
 
-use rand::Rng;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -19,35 +17,6 @@ use crate::{
     client::Client,
     store::{Mutation, Store},
 };
-
-/// Tokens of the cluster's identities, kept in `<data-dir>/tokens.json`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Tokens {
-    /// The administrator (kubeconfig).
-    pub admin: String,
-    /// Node agents joining the cluster.
-    pub node: String,
-}
-
-fn random_token() -> String {
-    let bytes: [u8; 24] = rand::rng().random();
-    hex::encode(bytes)
-}
-
-impl Tokens {
-    /// Load the tokens, creating them on first start (file mode 0600).
-    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(tokens) = serde_json::from_str(&text) {
-                return Ok(tokens);
-            }
-        }
-        let tokens = Tokens { admin: random_token(), node: random_token() };
-        let text = serde_json::to_string_pretty(&tokens).unwrap_or_default();
-        write_private(path, text.as_bytes())?;
-        Ok(tokens)
-    }
-}
 
 /// Write a file only its owner can read.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -109,7 +78,7 @@ pub struct ControlPlane {
     /// Where the API listens.
     pub addr: SocketAddr,
     /// The cluster's tokens.
-    pub tokens: Tokens,
+    pub tokens: crate::auth::Registry,
     /// The cluster CA certificate (PEM).
     pub ca_pem: String,
     /// `/readyz` turns 200 when this is set.
@@ -127,7 +96,7 @@ impl ControlPlane {
 
     /// An administrator client.
     pub fn admin_client(&self) -> Result<Client, ApiError> {
-        Client::new(&self.url(), &self.tokens.admin, Some(&self.ca_pem))
+        Client::new(&self.url(), &self.tokens.snapshot().admin, Some(&self.ca_pem))
     }
 
     /// Stop controllers and the API server.
@@ -178,7 +147,7 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         .map_err(|source| ClusterError::Store { path: store_path.clone(), source })?;
     bootstrap(&store)?;
     let tokens_path = data_dir.join("tokens.json");
-    let tokens = Tokens::load_or_create(&tokens_path).map_err(|source| ClusterError::Io {
+    let tokens = crate::auth::Registry::load_or_create(&tokens_path).map_err(|source| ClusterError::Io {
         what: "writing",
         path: tokens_path,
         source,
@@ -190,19 +159,14 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         .map_err(|source| ClusterError::Listen { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| ClusterError::Listen { addr: listen, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let state = ApiState {
-        store,
-        tokens: Arc::new(HashSet::from([tokens.admin.clone(), tokens.node.clone()])),
-        node_token: Arc::new(tokens.node.clone()),
-        http: reqwest::Client::new(),
-        ready: ready.clone(),
-    };
+    let state =
+        ApiState { store, tokens: tokens.clone(), http: reqwest::Client::new(), ready: ready.clone() };
     let stop = CancellationToken::new();
     let app = apiserver::router(state);
     let server_stop = stop.clone();
     let server = tokio::spawn(crate::tls::serve(listener, tls_config, app, server_stop));
     info!(%addr, "API server listening (HTTPS)");
-    let client = Client::new(&format!("https://{addr}"), &tokens.admin, Some(&pki.ca_pem))?;
+    let client = Client::new(&format!("https://{addr}"), &tokens.snapshot().admin, Some(&pki.ca_pem))?;
     let tasks = vec![
         tokio::spawn(crate::controllers::deployment::run(client.clone())),
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),

@@ -5,6 +5,7 @@
 /// unit tests of it build without the runtime; `crate::api` keeps its old name.
 pub use wasmkube_api as api;
 pub mod apiserver;
+pub mod auth;
 pub mod client;
 pub mod store;
 

@@ -3,7 +3,6 @@
 //! transitions, 410 Expired, the watch-list handshake).
 
 use std::{
-    collections::HashSet,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
@@ -30,10 +29,11 @@ async fn server(retained: u64) -> Server {
     orchestrator::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open_with_retention(&dir.path().join("store.redb"), retained).expect("store");
+    let tokens_path = dir.path().join("tokens.json");
+    std::fs::write(&tokens_path, json!({"admin": TOKEN, "join": "join-token"}).to_string()).expect("tokens");
     let state = ApiState {
         store,
-        tokens: Arc::new(HashSet::from([TOKEN.to_string()])),
-        node_token: Arc::new(TOKEN.to_string()),
+        tokens: orchestrator::auth::Registry::load_or_create(&tokens_path).expect("tokens"),
         http: reqwest::Client::new(),
         ready: Arc::new(AtomicBool::new(true)),
     };
@@ -426,4 +426,153 @@ async fn lists_page_with_limit_and_continue() {
         .await
         .expect_err("token of another list");
     assert_eq!(foreign.code, 400);
+}
+
+#[tokio::test]
+async fn node_credentials_reach_only_their_own_node_and_pods() {
+    let s = server(1000).await;
+    let json_body = |v: Value| serde_json::to_vec(&v).expect("json");
+    let register = |node: &str, token: &str| json_body(json!({"nodeName": node, "token": token}));
+    let (a, b) = ("a".repeat(40), "b".repeat(40));
+    let post = reqwest::Method::POST;
+    let ct = "application/json";
+    assert_eq!(
+        raw(
+            &s,
+            post.clone(),
+            "/bootstrap/v1/node-credentials",
+            Some("join-token"),
+            ct,
+            register("node-a", &a)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        raw(
+            &s,
+            post.clone(),
+            "/bootstrap/v1/node-credentials",
+            Some("join-token"),
+            ct,
+            register("node-b", &b)
+        )
+        .await
+        .0,
+        200
+    );
+    // Restarting with the same credential is fine; taking another node's name is not.
+    assert_eq!(
+        raw(
+            &s,
+            post.clone(),
+            "/bootstrap/v1/node-credentials",
+            Some("join-token"),
+            ct,
+            register("node-a", &a)
+        )
+        .await
+        .0,
+        200
+    );
+    let (code, status) = raw(
+        &s,
+        post.clone(),
+        "/bootstrap/v1/node-credentials",
+        Some("join-token"),
+        ct,
+        register("node-a", &b),
+    )
+    .await;
+    assert_eq!(code, 403, "{status}");
+    // The join token opens nothing else; an unknown token nothing at all.
+    assert_eq!(raw(&s, reqwest::Method::GET, "/api/v1/pods", Some("join-token"), ct, vec![]).await.0, 403);
+    assert_eq!(raw(&s, reqwest::Method::GET, "/api/v1/pods", Some("nope"), ct, vec![]).await.0, 401);
+
+    let node =
+        |name: &str| json_body(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}));
+    assert_eq!(raw(&s, post.clone(), "/api/v1/nodes", Some(&a), ct, node("node-a")).await.0, 201);
+    let (code, status) = raw(&s, post.clone(), "/api/v1/nodes", Some(&a), ct, node("node-b")).await;
+    assert_eq!(code, 403, "a node registers only itself: {status}");
+    assert!(status["message"].as_str().is_some_and(|m| m.contains("system:node:node-a")), "{status}");
+    assert_eq!(raw(&s, post.clone(), "/api/v1/nodes", Some(&b), ct, node("node-b")).await.0, 201);
+    let patch = |body: Value| json_body(body);
+    let merge = "application/merge-patch+json";
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    assert_eq!(
+        raw(&s, reqwest::Method::PATCH, "/api/v1/nodes/node-a/status", Some(&a), merge, patch(ready.clone()))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        raw(&s, reqwest::Method::PATCH, "/api/v1/nodes/node-b/status", Some(&a), merge, patch(ready)).await.0,
+        403
+    );
+
+    // Pods and what they use.
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    s.client.create(cms, Some("default"), &configmap("used", json!({}))).await.expect("cm");
+    s.client.create(cms, Some("default"), &configmap("unused", json!({}))).await.expect("cm");
+    let pods = find_by_kind("v1", "Pod").expect("pods");
+    for (name, node) in [("pa", "node-a"), ("pb", "node-b")] {
+        let pod = json!({"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x:1",
+            "envFrom": [{"configMapRef": {"name": "used"}}]}]}});
+        s.client.create(pods, Some("default"), &pod).await.expect("pod");
+    }
+    let get = reqwest::Method::GET;
+    assert_eq!(
+        raw(&s, get.clone(), "/api/v1/namespaces/default/configmaps/used", Some(&a), ct, vec![]).await.0,
+        200
+    );
+    assert_eq!(
+        raw(&s, get.clone(), "/api/v1/namespaces/default/configmaps/unused", Some(&a), ct, vec![]).await.0,
+        403
+    );
+    assert_eq!(
+        raw(&s, get.clone(), "/api/v1/namespaces/default/configmaps", Some(&a), ct, vec![]).await.0,
+        403
+    );
+    assert_eq!(raw(&s, get.clone(), "/api/v1/pods", Some(&a), ct, vec![]).await.0, 200, "nodes read pods");
+    let running = json!({"status": {"phase": "Running"}});
+    let pod_status = |p: &str| format!("/api/v1/namespaces/default/pods/{p}/status");
+    assert_eq!(
+        raw(&s, reqwest::Method::PATCH, &pod_status("pa"), Some(&a), merge, patch(running.clone())).await.0,
+        200
+    );
+    assert_eq!(
+        raw(&s, reqwest::Method::PATCH, &pod_status("pb"), Some(&a), merge, patch(running)).await.0,
+        403
+    );
+    let relabel = json!({"metadata": {"labels": {"x": "y"}}});
+    assert_eq!(
+        raw(
+            &s,
+            reqwest::Method::PATCH,
+            "/api/v1/namespaces/default/pods/pa",
+            Some(&a),
+            merge,
+            patch(relabel)
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        raw(&s, reqwest::Method::DELETE, "/api/v1/namespaces/default/pods/pb", Some(&a), ct, vec![]).await.0,
+        403
+    );
+    let deploy = json_body(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}));
+    assert_eq!(
+        raw(&s, post, "/apis/apps/v1/namespaces/default/deployments", Some(&a), ct, deploy).await.0,
+        403
+    );
+    // Nothing the refused requests touched changed.
+    let pb = s.client.get(pods, Some("default"), "pb").await.expect("pb");
+    assert!(pb["status"]["phase"] != "Running" && !meta_terminating(&pb), "{pb}");
+}
+
+fn meta_terminating(obj: &Value) -> bool {
+    !obj["metadata"]["deletionTimestamp"].is_null()
 }

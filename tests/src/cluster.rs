@@ -189,8 +189,8 @@ pub struct Cluster {
     pub data_dir: PathBuf,
     /// `https://127.0.0.1:PORT`.
     pub server: String,
-    /// The node token it printed.
-    pub node_token: String,
+    /// The join token it printed (agents register their own credential with it).
+    pub join_token: String,
     /// The pod network reserved for it (when `up` reserved one itself).
     _network: Option<PodNetworkLease>,
 }
@@ -243,14 +243,14 @@ impl Cluster {
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
         })?;
-        let node_token =
+        let join_token =
             join.split_whitespace().skip_while(|w| *w != "--token").nth(1).unwrap_or("").to_string();
         process.wait_for_line("Press Ctrl-C", Duration::from_secs(60))?;
         Ok(Self {
             process,
             data_dir: data_dir.to_path_buf(),
             server: format!("https://{listen}"),
-            node_token,
+            join_token,
             _network: None,
         })
     }
@@ -338,7 +338,7 @@ impl Cluster {
                 "--server",
                 &self.server,
                 "--token",
-                &self.node_token,
+                &self.join_token,
                 "--ca-cert",
                 &self.ca_cert().display().to_string(),
                 "--data-dir",

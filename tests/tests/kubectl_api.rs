@@ -148,3 +148,39 @@ fn discovery_is_aggregated_and_lists_come_in_chunks() -> anyhow::Result<()> {
     assert!(log.matches("limit=3").count() >= 3 && log.contains("continue="), "paged requests: {log}");
     Ok(())
 }
+
+#[test]
+fn a_node_credential_changes_only_its_own_node() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    let node_dir = work.path().join("node-b");
+    let _agent = cluster.join_agent(&node_dir, "node-b")?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "node/node-b", "--timeout=60s"])?;
+    let credential = std::fs::read_to_string(node_dir.join("node-credential"))?;
+    let token = format!("--token={}", credential.trim());
+    let as_node = |args: &[&str]| -> anyhow::Result<(bool, String)> {
+        let mut all = vec![token.as_str()];
+        all.extend_from_slice(args);
+        let out = cluster.kubectl(&all)?;
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    let (ok, err) = as_node(&["get", "pods", "-A"])?;
+    assert!(ok, "a node reads pods: {err}");
+    let (ok, err) = as_node(&["label", "node", "node-b", "disk=ssd"])?;
+    assert!(ok, "a node changes its own Node: {err}");
+    for args in [
+        &["label", "node", "node-a", "stolen=yes"][..],
+        &["delete", "node", "node-a"][..],
+        &["get", "secrets"][..],
+        &["create", "deployment", "x", "--image=r/x:1"][..],
+    ] {
+        let (ok, err) = as_node(args)?;
+        assert!(!ok && err.contains("forbidden") && err.contains("system:node:node-b"), "{args:?}: {err}");
+    }
+    // The join token itself opens nothing but registration.
+    let join = format!("--token={}", cluster.join_token);
+    let out = cluster.kubectl(&[join.as_str(), "get", "pods"])?;
+    assert!(!out.status.success(), "the join token is not an API credential");
+    assert!(cluster.get_json(&["node", "node-a"])?["metadata"]["labels"].get("stolen").is_none());
+    Ok(())
+}

@@ -2,7 +2,9 @@
 //! resource, subresources, and errors as `Status`. Every request needs a bearer token except
 //! health and version probes.
 
+mod access;
 mod aggregated;
+mod bootstrap;
 mod delete;
 mod discovery;
 mod handlers;
@@ -13,19 +15,16 @@ mod subresources;
 pub mod tables;
 mod watch;
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use axum::{
     Router,
     body::Body,
     extract::{Path, Request, State},
-    middleware::{self, Next},
+    middleware,
     response::{IntoResponse, Response},
     routing::{any, get},
 };
@@ -36,17 +35,14 @@ use crate::{
     api::{ApiError, patch::PatchType, validate::WriteScope},
     store::Store,
 };
-use request::ResourcePath;
 
 /// Shared state of the API server.
 #[derive(Clone)]
 pub struct ApiState {
     /// The cluster store.
     pub store: Store,
-    /// Accepted bearer tokens.
-    pub tokens: Arc<HashSet<String>>,
-    /// Token presented to node agents when proxying (logs).
-    pub node_token: Arc<String>,
+    /// Who holds which token.
+    pub tokens: crate::auth::Registry,
     /// Client for talking to node agents.
     pub http: reqwest::Client,
     /// Set once the whole cluster is up; `/readyz` reports it.
@@ -142,10 +138,11 @@ pub fn router(state: ApiState) -> Router {
                 )
             }),
         )
+        .route(bootstrap::PATH, axum::routing::post(bootstrap::register))
         .route("/api/v1/{*rest}", any(core_resource))
         .route("/apis/{group}/{version}/{*rest}", any(group_resource))
         .fallback(|req: Request| async move { HttpError(ApiError::no_route(req.uri().path())) })
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .with_state(state)
 }
 
@@ -170,21 +167,6 @@ fn gv_resources(group: &str, version: &str) -> Response {
     match discovery::resource_list(group, version) {
         Some(list) => json_response(StatusCode::OK, &list),
         None => HttpError(ApiError::no_route(&format!("{group}/{version}"))).into_response(),
-    }
-}
-
-async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    let open = matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz" | "/version");
-    let token = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if open || token.is_some_and(|t| state.tokens.contains(t)) {
-        next.run(req).await
-    } else {
-        HttpError(ApiError::unauthorized()).into_response()
     }
 }
 
@@ -222,6 +204,10 @@ async fn dispatch(
         }
     }
     let table = request::wants_table(&headers);
+    let identity =
+        parts.extensions.get::<crate::auth::Identity>().cloned().unwrap_or(crate::auth::Identity::Admin);
+    let verb = access::verb(&parts.method, &path, is_true(&query, "watch"));
+    let pending = access::authorize(&state, &identity, verb, &path).await?;
     match (&parts.method, path.name.is_some(), sub.as_deref()) {
         (&Method::GET, false, None) => {
             let filters = handlers::Filters::from_query(path.rt, &query)?;
@@ -238,7 +224,11 @@ async fn dispatch(
         (&Method::GET, true, Some("log")) => {
             subresources::log(&state, &path, &query, parts.uri.query()).await
         }
-        (&Method::POST, false, None) => create(&state, &path, &headers, body, validation(&query)?).await,
+        (&Method::POST, false, None) => {
+            let body = request::decode_body(&headers, &request::read_body(body).await?)?;
+            access::check_pending(&pending, &identity, &path, &body)?;
+            handlers::create(&state, &path, body, validation(&query)?).await
+        }
         (&Method::POST, true, Some("binding")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             subresources::bind(&state, &path, body).await
@@ -287,17 +277,6 @@ async fn dispatch(
 
 fn scope(sub: Option<&str>) -> WriteScope {
     if sub == Some("status") { WriteScope::Status } else { WriteScope::Main }
-}
-
-async fn create(
-    state: &ApiState,
-    path: &ResourcePath,
-    headers: &HeaderMap,
-    body: Body,
-    validation: handlers::FieldValidation,
-) -> Result<Response, HttpError> {
-    let body = request::decode_body(headers, &request::read_body(body).await?)?;
-    handlers::create(state, path, body, validation).await
 }
 
 fn validation(q: &std::collections::HashMap<String, String>) -> Result<handlers::FieldValidation, ApiError> {

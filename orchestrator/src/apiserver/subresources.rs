@@ -187,9 +187,10 @@ pub async fn log(
         ApiError::unavailable(format!("node {node_name} does not say where it serves logs"))
     })?;
     let url = format!("http://{endpoint}/containerLogs/{ns}/{name}/{container}?{}", raw_query.unwrap_or(""));
-    let response = state.http.get(&url).bearer_auth(&state.node_token).send().await.map_err(|e| {
-        ApiError::unavailable(format!("could not reach the agent of node {node_name} at {endpoint}: {e}"))
-    })?;
+    let response =
+        state.http.get(&url).bearer_auth(state.tokens.snapshot().apiserver).send().await.map_err(|e| {
+            ApiError::unavailable(format!("could not reach the agent of node {node_name} at {endpoint}: {e}"))
+        })?;
     let status = response.status().as_u16();
     if status != 200 {
         let body = response.text().await.unwrap_or_default();

@@ -15,8 +15,10 @@ pub struct AgentCommand {
     /// The API server URL, as `wasmkube up` prints it.
     #[arg(long)]
     server: String,
-    /// The node token, as `wasmkube up` prints it.
-    #[arg(long, env = "WASMKUBE_NODE_TOKEN", hide_env_values = true)]
+    /// The join token, as `wasmkube up` prints it. It only registers this node's own
+    /// credential (kept in `<data-dir>/node-credential`); everything else uses that credential,
+    /// which may change only this node and its pods.
+    #[arg(long, env = "WASMKUBE_JOIN_TOKEN", hide_env_values = true)]
     token: String,
     /// The cluster CA certificate, as `wasmkube up` prints it (`<data-dir>/pki/ca.crt`).
     #[arg(long)]
@@ -35,12 +37,39 @@ pub struct AgentCommand {
     port: u16,
 }
 
+/// Where an agent registers its credential (see the API server's bootstrap module).
+const BOOTSTRAP_PATH: &str = "/bootstrap/v1/node-credentials";
+
+/// This node's credential: made once, kept private in the agent's data dir, so a restarted
+/// agent is recognised as the same node.
+fn node_credential(path: &std::path::Path) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let token = text.trim().to_string();
+        if token.len() >= 32 {
+            return Ok(token);
+        }
+    }
+    let token = orchestrator::auth::tokens::random_token();
+    cluster::write_private(path, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
 impl AgentCommand {
     pub async fn execute(self) -> anyhow::Result<()> {
         let ca = std::fs::read_to_string(&self.ca_cert)
             .with_context(|| format!("reading the cluster CA {}", self.ca_cert.display()))?;
-        let client = Client::new(&self.server, &self.token, Some(&ca))?;
         let node_name = self.node_name.unwrap_or_else(cluster::default_node_name);
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        let credential = node_credential(&self.data_dir.join("node-credential"))?;
+        let join = Client::new(&self.server, &self.token, Some(&ca))?;
+        let body = serde_json::json!({"nodeName": node_name, "token": credential});
+        let answer = join
+            .request(reqwest::Method::POST, BOOTSTRAP_PATH, Some(("application/json", &body)), None)
+            .await
+            .with_context(|| format!("registering node {node_name} with {}", self.server))?;
+        let proxy_token = answer["apiserverToken"].as_str().unwrap_or_default().to_string();
+        let client = Client::new(&self.server, &credential, Some(&ca))?;
         let agent = node::start(
             client,
             AgentConfig {
@@ -48,6 +77,7 @@ impl AgentCommand {
                 data_dir: self.data_dir,
                 node_ip: self.node_ip,
                 port: self.port,
+                proxy_token,
             },
         )
         .await

@@ -47,14 +47,18 @@ impl UpCommand {
         let options =
             cluster::Options { listen: self.listen, pod_network, watch_history: self.watch_history };
         let cp = cluster::start(&data_dir, options).await?;
+        let tokens = cp.tokens.snapshot();
         let kubeconfig_path = data_dir.join("kubeconfig");
         cluster::write_private(
             &kubeconfig_path,
-            cluster::kubeconfig(&cp.url(), &cp.tokens.admin, &cp.ca_pem).as_bytes(),
+            cluster::kubeconfig(&cp.url(), &tokens.admin, &cp.ca_pem).as_bytes(),
         )
         .with_context(|| format!("writing {}", kubeconfig_path.display()))?;
-        let agent_client = orchestrator::client::Client::new(&cp.url(), &cp.tokens.node, Some(&cp.ca_pem))?;
         let node_name = self.node_name.unwrap_or_else(cluster::default_node_name);
+        // This process's own node gets a fresh credential each start, limited like any node's.
+        let credential = orchestrator::auth::tokens::random_token();
+        cp.tokens.set_node(&node_name, &credential).context("registering the local node")?;
+        let agent_client = orchestrator::client::Client::new(&cp.url(), &credential, Some(&cp.ca_pem))?;
         let node_dir = data_dir.join("node");
         let agent = node::start(
             agent_client,
@@ -63,6 +67,7 @@ impl UpCommand {
                 data_dir: node_dir,
                 node_ip: self.listen.ip(),
                 port: 0,
+                proxy_token: tokens.apiserver.clone(),
             },
         )
         .await
@@ -75,7 +80,7 @@ impl UpCommand {
         println!(
             "  join a node: wasmkube agent --server {} --token {} --ca-cert {} --data-dir DIR --node-name NAME",
             cp.url(),
-            cp.tokens.node,
+            tokens.join,
             data_dir.join("pki/ca.crt").display()
         );
         println!("Try: export KUBECONFIG={}; kubectl get nodes", kubeconfig_path.display());

@@ -50,6 +50,9 @@ pub struct AgentConfig {
     pub node_ip: IpAddr,
     /// Port of the log server (0: pick a free one).
     pub port: u16,
+    /// The token the API server presents when it proxies to this agent (logs); nothing else
+    /// is let in.
+    pub proxy_token: String,
 }
 
 /// What every pod worker shares.
@@ -103,7 +106,7 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         .map_err(|e| setup(&format!("binding the log server on {}:{}", config.node_ip, config.port), &e))?;
     let log_addr = listener.local_addr().map_err(|e| setup("log server address", &e))?;
     let stop = CancellationToken::new();
-    tokio::spawn(logs::serve(listener, log_registry.clone(), client.token().to_string(), stop.clone()));
+    tokio::spawn(logs::serve(listener, log_registry.clone(), config.proxy_token.clone(), stop.clone()));
 
     registration::register(&client, &config, log_addr.port()).await?;
     let pod_cidr = registration::wait_for_pod_cidr(&client, &config.node_name).await?;
