@@ -68,6 +68,9 @@ pub enum ClusterError {
     /// The cluster PKI could not be set up.
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// `--insecure-http` must stay on this machine.
+    #[error("--insecure-http {0}: plain HTTP without authentication is only allowed on a loopback address")]
+    Insecure(SocketAddr),
     /// Bootstrap objects could not be written.
     #[error("bootstrapping: {0}")]
     Bootstrap(#[from] ApiError),
@@ -131,11 +134,16 @@ pub struct Options {
     pub pod_network: crate::controllers::nodeipam::PodNetwork,
     /// How many past changes a watch can resume from before it gets 410 Expired.
     pub watch_history: u64,
+    /// Also serve plain HTTP without authentication here (loopback only, for debugging).
+    pub insecure_http: Option<SocketAddr>,
 }
 
 /// Open the store in `data_dir`, start the API server and the controllers.
 pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, ClusterError> {
-    let Options { listen, pod_network, watch_history } = options;
+    let Options { listen, pod_network, watch_history, insecure_http } = options;
+    if let Some(addr) = insecure_http.filter(|a| !a.ip().is_loopback()) {
+        return Err(ClusterError::Insecure(addr));
+    }
     crate::install_crypto_provider();
     std::fs::create_dir_all(data_dir).map_err(|source| ClusterError::Io {
         what: "creating",
@@ -162,12 +170,24 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
     let state =
         ApiState { store, tokens: tokens.clone(), http: reqwest::Client::new(), ready: ready.clone() };
     let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if let Some(addr) = insecure_http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ClusterError::Listen { addr, source })?;
+        let app = apiserver::insecure_router(state.clone());
+        let stopped = stop.clone();
+        tracing::warn!(%addr, "serving the API over plain HTTP without authentication (--insecure-http)");
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned()).await;
+        }));
+    }
     let app = apiserver::router(state);
     let server_stop = stop.clone();
     let server = tokio::spawn(crate::tls::serve(listener, tls_config, app, server_stop));
     info!(%addr, "API server listening (HTTPS)");
     let client = Client::new(&format!("https://{addr}"), &tokens.snapshot().admin, Some(&pki.ca_pem))?;
-    let tasks = vec![
+    tasks.extend([
         tokio::spawn(crate::controllers::deployment::run(client.clone())),
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),
@@ -175,7 +195,7 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         tokio::spawn(crate::controllers::nodeipam::run(client.clone(), pod_network)),
         tokio::spawn(crate::controllers::nodelifecycle::run(client.clone())),
         tokio::spawn(crate::scheduler::run(client)),
-    ];
+    ]);
     Ok(ControlPlane { addr, tokens, ca_pem: pki.ca_pem, ready, stop, server, tasks })
 }
 

@@ -184,3 +184,23 @@ fn a_node_credential_changes_only_its_own_node() -> anyhow::Result<()> {
     assert!(cluster.get_json(&["node", "node-a"])?["metadata"]["labels"].get("stolen").is_none());
     Ok(())
 }
+
+#[test]
+fn insecure_http_is_loopback_only() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    // Anywhere but loopback is refused before anything starts.
+    let out = std::process::Command::new(wasmkube_e2e::cluster::wasmkube_bin()?)
+        .args(["up", "--data-dir"])
+        .arg(work.path().join("refused"))
+        .args(["--listen", "127.0.0.1:0", "--insecure-http", "0.0.0.0:8080"])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("loopback"), "{stderr}");
+    let port = wasmkube_e2e::cluster::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _cluster = Cluster::up_with(&work.path().join("cluster"), "node-a", &["--insecure-http", &addr])?;
+    let (code, body) = wasmkube_e2e::cluster::http_get(&addr, "/api/v1/namespaces/default")?;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"kind\":\"Namespace\""), "{body}");
+    Ok(())
+}

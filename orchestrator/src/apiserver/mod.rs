@@ -98,6 +98,21 @@ impl IntoResponse for HttpError {
 
 /// Build the router.
 pub fn router(state: ApiState) -> Router {
+    routes().layer(middleware::from_fn_with_state(state.clone(), access::authenticate)).with_state(state)
+}
+
+/// The router without authentication: every request acts as the administrator. Only for the
+/// loopback-only `--insecure-http` debugging listener.
+pub fn insecure_router(state: ApiState) -> Router {
+    routes()
+        .layer(middleware::from_fn(|mut req: Request, next: middleware::Next| async move {
+            req.extensions_mut().insert(crate::auth::Identity::Admin);
+            next.run(req).await
+        }))
+        .with_state(state)
+}
+
+fn routes() -> Router<ApiState> {
     Router::new()
         .route("/version", get(|| async { json_response(StatusCode::OK, &discovery::version()) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -142,8 +157,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/{*rest}", any(core_resource))
         .route("/apis/{group}/{version}/{*rest}", any(group_resource))
         .fallback(|req: Request| async move { HttpError(ApiError::no_route(req.uri().path())) })
-        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
-        .with_state(state)
 }
 
 /// `/api` and `/apis`: aggregated discovery when the client asks for it first, else legacy.

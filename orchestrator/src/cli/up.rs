@@ -37,6 +37,10 @@ pub struct UpCommand {
     /// How many past changes a watch can resume from; older resourceVersions get 410 Expired.
     #[arg(long, default_value_t = orchestrator::store::RETAINED_EVENTS)]
     watch_history: u64,
+    /// Debugging only: also serve the API over plain HTTP, without authentication, on this
+    /// loopback address (e.g. 127.0.0.1:8080). Refused on any other address.
+    #[arg(long, value_name = "ADDR")]
+    insecure_http: Option<SocketAddr>,
 }
 
 impl UpCommand {
@@ -44,8 +48,12 @@ impl UpCommand {
         let data_dir = self.data_dir.unwrap_or_else(super::config::default_data_dir);
         let pod_network = orchestrator::controllers::nodeipam::PodNetwork::parse(&self.pod_network)
             .map_err(|e| anyhow!("--pod-network: {e}"))?;
-        let options =
-            cluster::Options { listen: self.listen, pod_network, watch_history: self.watch_history };
+        let options = cluster::Options {
+            listen: self.listen,
+            pod_network,
+            watch_history: self.watch_history,
+            insecure_http: self.insecure_http,
+        };
         let cp = cluster::start(&data_dir, options).await?;
         let tokens = cp.tokens.snapshot();
         let kubeconfig_path = data_dir.join("kubeconfig");
