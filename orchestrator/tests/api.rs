@@ -576,3 +576,28 @@ async fn node_credentials_reach_only_their_own_node_and_pods() {
 fn meta_terminating(obj: &Value) -> bool {
     !obj["metadata"]["deletionTimestamp"].is_null()
 }
+
+#[tokio::test]
+async fn names_labels_and_annotations_are_validated_as_upstream() {
+    let s = server(1000).await;
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    let bad_value = s.client.create(cms, Some("default"), &configmap("c", json!({"app": "two words"}))).await;
+    let err = bad_value.expect_err("label value");
+    assert_eq!(err.code, 422);
+    assert!(err.message.contains("metadata.labels: Invalid value: \"two words\""), "{}", err.message);
+    let bad_key = s.client.create(cms, Some("default"), &configmap("c", json!({"-x": "y"}))).await;
+    assert_eq!(bad_key.expect_err("label key").code, 422);
+    let namespaces = find_by_kind("v1", "Namespace").expect("ns");
+    let dotted = s.client.create(namespaces, None, &json!({"metadata": {"name": "a.b"}})).await;
+    assert_eq!(dotted.expect_err("namespace names are DNS labels").code, 422);
+    let services = find_by_kind("v1", "Service").expect("svc");
+    let digit = json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}});
+    assert_eq!(s.client.create(services, Some("default"), &digit).await.expect_err("DNS-1035").code, 422);
+    // Nothing was stored, and an update cannot sneak a bad label in either.
+    let good = s.client.create(cms, Some("default"), &configmap("c", json!({"app": "web"}))).await.expect("good");
+    let patch = json!({"metadata": {"labels": {"app": "bad/value/x"}}});
+    let err = s.client.patch(cms, Some("default"), "c", None, PatchType::Merge, &patch).await.expect_err("patch");
+    assert_eq!(err.code, 422);
+    let now = s.client.get(cms, Some("default"), "c").await.expect("get");
+    assert_eq!(now["metadata"]["resourceVersion"], good["metadata"]["resourceVersion"]);
+}

@@ -9,6 +9,7 @@ pub mod patch;
 pub mod resources;
 pub mod selectors;
 pub mod status;
+pub mod syntax;
 pub mod validate;
 pub mod yaml;
 

@@ -287,6 +287,8 @@ fn image_has_tag(image: &str) -> bool {
 fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> {
     (rt.type_check)(obj).map_err(|m| ApiError::invalid(rt.kind, name, m))?;
     let invalid = |m: String| Err(ApiError::invalid(rt.kind, name, m));
+    crate::syntax::check_object_name(rt.kind, name).or_else(invalid)?;
+    crate::syntax::check_metadata(&obj["metadata"]).or_else(invalid)?;
     match rt.kind {
         "Pod" => validate_pod_spec(&obj["spec"], "spec").or_else(invalid),
         "Deployment" | "ReplicaSet" => {
