@@ -594,9 +594,11 @@ async fn names_labels_and_annotations_are_validated_as_upstream() {
     let digit = json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}});
     assert_eq!(s.client.create(services, Some("default"), &digit).await.expect_err("DNS-1035").code, 422);
     // Nothing was stored, and an update cannot sneak a bad label in either.
-    let good = s.client.create(cms, Some("default"), &configmap("c", json!({"app": "web"}))).await.expect("good");
+    let good =
+        s.client.create(cms, Some("default"), &configmap("c", json!({"app": "web"}))).await.expect("good");
     let patch = json!({"metadata": {"labels": {"app": "bad/value/x"}}});
-    let err = s.client.patch(cms, Some("default"), "c", None, PatchType::Merge, &patch).await.expect_err("patch");
+    let err =
+        s.client.patch(cms, Some("default"), "c", None, PatchType::Merge, &patch).await.expect_err("patch");
     assert_eq!(err.code, 422);
     let now = s.client.get(cms, Some("default"), "c").await.expect("get");
     assert_eq!(now["metadata"]["resourceVersion"], good["metadata"]["resourceVersion"]);

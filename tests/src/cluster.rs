@@ -267,11 +267,17 @@ impl Cluster {
 
     /// Run kubectl against this cluster; returns the whole output, successful or not.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.kubectl_env(args, &[])
+    }
+
+    /// Like [`Cluster::kubectl`] with more environment (e.g. `KUBE_EDITOR`).
+    pub fn kubectl_env(&self, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {
         let cache = self.data_dir.join("kube-cache");
         Ok(Command::new(kubectl_bin()?)
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("KUBECACHEDIR", cache)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()?)
     }
@@ -326,6 +332,14 @@ impl Cluster {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Side-load a committed sample fixture (`hello-http.wasm`, ...) into the `up` node's image
+    /// cache as `image`, as a user would with `wasmkube load`.
+    pub fn side_load(&self, fixture: &str, image: &str) -> anyhow::Result<String> {
+        let node_dir = self.data_dir.join("node").display().to_string();
+        let file = root().join("sample-apps/fixtures").join(fixture).display().to_string();
+        self.wasmkube_ok(&["load", &file, "--name", image, "--node-data-dir", &node_dir])
     }
 
     /// Start another node with `wasmkube agent` and wait until it has joined.

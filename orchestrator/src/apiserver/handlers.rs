@@ -301,8 +301,14 @@ pub async fn patch(
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
     write_existing(state, path, scope, validation, move |current, name| {
-        patch::apply(kind, current, &body)
-            .map_err(|e| if e.code == 422 { ApiError::invalid(kind_name, name, e.message) } else { e })
+        patch::apply(kind, current, &body).map_err(|e| {
+            if e.code != 422 {
+                return e;
+            }
+            // The patch layer names no object; say which one, keeping its reason.
+            let reason = e.message.split_once(" is invalid: ").map_or(e.message.as_str(), |(_, r)| r);
+            ApiError::invalid(kind_name, name, reason)
+        })
     })
     .await
 }
