@@ -122,7 +122,10 @@ fn kubectl_habits_work_end_to_end() -> anyhow::Result<()> {
         r#"[{"op":"replace","path":"/spec/paused","value":true}]"#,
     ])?;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("The Deployment \"web\" is invalid: the JSON Patch could not be applied"), "{err}");
+    assert!(
+        err.contains("The Deployment \"web\" is invalid: patch: the JSON Patch could not be applied"),
+        "{err}"
+    );
     let d = cluster.get_json(&["deployment", "web"])?;
     let env: Vec<&str> =
         container(&d)["env"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();

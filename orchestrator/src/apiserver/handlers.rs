@@ -305,9 +305,10 @@ pub async fn patch(
             if e.code != 422 {
                 return e;
             }
-            // The patch layer names no object; say which one, keeping its reason.
+            // The patch layer names no object; say which one, keeping its reason. kubectl
+            // prints `<field>: <message>` per cause, so the cause's field is "patch".
             let reason = e.message.split_once(" is invalid: ").map_or(e.message.as_str(), |(_, r)| r);
-            ApiError::invalid(kind_name, name, reason)
+            ApiError::invalid(kind_name, name, format!("patch: {reason}"))
         })
     })
     .await
