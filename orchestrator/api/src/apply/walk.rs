@@ -3,7 +3,7 @@
 //! the removal of a set of paths from an object. These are structured-merge-diff's
 //! `ToFieldSet`, `Compare` and `RemoveItems` over JSON values.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -288,14 +288,18 @@ fn compare_lists(
 ) {
     let l_pes = live_elements(list, lhs);
     let r_pes = live_elements(list, rhs);
-    let r_at = |pe: &PathElement| r_pes.iter().position(|p| p == pe).and_then(|i| rhs.get(i));
+    // The first item of each key, as upstream indexes lists (a hash: lists may be long).
+    let mut r_items: HashMap<&PathElement, &Value> = HashMap::with_capacity(r_pes.len());
+    for (pe, item) in r_pes.iter().zip(rhs) {
+        r_items.entry(pe).or_insert(item);
+    }
     let mut done = HashSet::new();
     for (pe, l) in l_pes.iter().zip(lhs) {
         if !done.insert(pe.clone()) {
             continue;
         }
         path.push(pe.clone());
-        compare_value(None, Some(l), r_at(pe), names, path, out);
+        compare_value(None, Some(l), r_items.get(pe).copied(), names, path, out);
         path.pop();
     }
     for (pe, r) in r_pes.iter().zip(rhs) {
@@ -350,7 +354,7 @@ fn remove_from_list(list: ListType, items: &mut Vec<Value>, set: &FieldSet, name
     let elements = live_elements(list, items);
     let mut kept = Vec::with_capacity(items.len());
     for (pe, mut item) in elements.into_iter().zip(items.drain(..)) {
-        if set.members().any(|m| *m == pe) {
+        if set.has(std::slice::from_ref(&pe)) {
             continue;
         }
         if let (Some(below), Value::Object(map)) = (set.child(&pe), &mut item) {
