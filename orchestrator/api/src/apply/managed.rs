@@ -235,6 +235,9 @@ impl Managers {
     /// Write the entries into `obj.metadata.managedFields` (removed when there are none),
     /// sorted as upstream sorts them: appliers first, then by time, manager, version.
     pub(super) fn write_to(mut self, obj: &mut Value) {
+        if !obj.is_object() {
+            return;
+        }
         self.entries.sort_by(|a, b| {
             (a.id.operation, seconds(a.time.as_deref()), &a.id.manager, &a.api_version, &a.id.subresource)
                 .cmp(&(

@@ -105,6 +105,9 @@ pub fn apply(
     who: &FieldManager,
     force: bool,
 ) -> Result<Value, ApplyError> {
+    if !config.is_object() {
+        return Err(ApplyError::BadRequest("the apply configuration must be an object".into()));
+    }
     if config.pointer("/metadata/managedFields").is_some_and(|v| !v.is_null()) {
         return Err(ApplyError::BadRequest("metadata.managedFields must be nil".into()));
     }

@@ -256,3 +256,36 @@ fn kubectl_keeps_the_client_side_annotation_in_step() {
     let other = apply(Some(&live), &cfg, &who("helm"), false).expect("apply");
     assert_eq!(other["metadata"]["annotations"][LAST_APPLIED], "{\"old\":true}\n", "only kubectl's");
 }
+
+#[test]
+fn odd_shapes_never_panic() {
+    let live = config(Some(1), json!({"app": "web"}), web("i:1"));
+    let live = apply(None, &live, &who("a"), false).expect("a");
+    let odd = [
+        json!({"metadata": {"name": "web", "labels": "not a map"}}),
+        json!({"spec": {"template": {"spec": {"containers": {"name": "web"}}}}}),
+        json!({"spec": {"template": {"spec": {"containers": ["scalar", 3, null]}}}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": {"nested": true}, "ports": [{"containerPort": [1]}]}]}}}}),
+        json!({"metadata": {"finalizers": [{"object": 1}, ["list"]]}}),
+        json!({"metadata": {"finalizers": "x", "managedFields": null}, "spec": null}),
+        json!({"spec": {"selector": [1, 2], "replicas": {"a": 1}}}),
+        json!([1, 2, 3]),
+        json!(null),
+    ];
+    for cfg in odd {
+        for current in [None, Some(&live)] {
+            for force in [false, true] {
+                let _ = apply(current, &cfg, &who("b"), force);
+            }
+        }
+        let mut updated = cfg.clone();
+        track_update(Some(&live), &mut updated, &who("c"));
+        let mut odd_live = cfg.clone();
+        track_update(None, &mut odd_live, &who("c"));
+    }
+    let mut corrupt = live.clone();
+    corrupt["metadata"]["managedFields"] = json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"k:{bad": {}}}}]);
+    let out = apply(Some(&corrupt), &config(Some(2), json!({}), web("i")), &who("a"), false)
+        .expect("ignores bad entries");
+    assert_eq!(out["spec"]["replicas"], 2);
+}
