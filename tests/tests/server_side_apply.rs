@@ -126,3 +126,38 @@ fn kubectl_server_side_apply_owns_fields_and_reports_conflicts() -> anyhow::Resu
     assert!(!plain.contains("managedFields:"), "kubectl hides them by default");
     Ok(())
 }
+
+/// An object made by client-side `kubectl apply` moves to server-side apply: kubectl rewrites
+/// the client-side manager's entries into its own Apply entry (a JSON patch of managedFields),
+/// after which dropping a field from the manifest removes it.
+#[test]
+fn client_side_applied_objects_move_to_server_side_apply() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    let file = work.path().join("web.yaml");
+    std::fs::write(&file, manifest(1, true, "example.local/web:1"))?;
+    cluster.kubectl_ok(&["apply", "-f", &file.display().to_string()])?;
+    let d = deployment(&cluster)?;
+    assert!(
+        managers(&d).contains(&("kubectl-client-side-apply".into(), "Update".into(), String::new())),
+        "{d:#}"
+    );
+
+    // The same manifest server-side: no conflict (the values agree), then kubectl migrates.
+    let out = apply(&cluster, &file, &manifest(1, true, "example.local/web:1"), &[])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let d = deployment(&cluster)?;
+    let owners = managers(&d);
+    assert!(owners.contains(&("kubectl".into(), "Apply".into(), String::new())), "{owners:?}");
+    assert!(
+        !owners.iter().any(|(m, _, _)| m == "kubectl-client-side-apply"),
+        "kubectl moved the client-side entry into its apply entry: {owners:?}"
+    );
+
+    // Now the label kubectl once applied client-side is its to remove.
+    let out = apply(&cluster, &file, &manifest(1, false, "example.local/web:1"), &[])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let d = deployment(&cluster)?;
+    assert!(d["metadata"]["labels"].get("tier").is_none(), "{d:#}");
+    Ok(())
+}
