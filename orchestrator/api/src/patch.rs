@@ -1,11 +1,12 @@
 //! The three PATCH flavours kubectl and client libraries send: JSON Patch (RFC 6902), JSON merge
 //! patch (RFC 7386) and Kubernetes strategic merge patch (lists merged by key, `$patch`,
 //! `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives). Merge keys follow
-//! the upstream `patchMergeKey` tags for the kinds we serve.
+//! the upstream `patchMergeKey` tags for the kinds we serve (the table in `schema`).
 
 use serde_json::{Map, Value};
 
 use super::ApiError;
+use crate::schema::{smp_merge_key as merge_key, smp_merges_primitives};
 
 /// The patch flavour named by the request's Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,36 +58,6 @@ pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, Ap
     Ok(doc)
 }
 
-/// The merge key of a list field, given the path of field names leading to it.
-fn merge_key(path: &[String], field: &str) -> Option<&'static str> {
-    let in_container =
-        path.iter().any(|p| p == "containers" || p == "initContainers" || p == "ephemeralContainers");
-    Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "resourceClaims" => "name",
-        "ports" if in_container => "containerPort",
-        "ports" => "port",
-        "volumeMounts" => "mountPath",
-        "volumeDevices" => "devicePath",
-        "hostAliases" => "ip",
-        "topologySpreadConstraints" => "topologyKey",
-        "ownerReferences" => "uid",
-        "conditions" => "type",
-        "addresses" if path.last().is_some_and(|p| p == "status") => "type",
-        _ => return None,
-    })
-}
-
-/// Lists of scalars that merge as sets rather than being replaced.
-fn is_merged_primitive_list(field: &str) -> bool {
-    field == "finalizers"
-}
-
 fn strategic_merge(
     target: &mut Value,
     patch: &Map<String, Value>,
@@ -135,7 +106,7 @@ fn strategic_merge(
                     let merged = merge_keyed_list(current, items, mk, path)?;
                     path.pop();
                     merged
-                } else if is_merged_primitive_list(key) {
+                } else if smp_merges_primitives(path, key) {
                     let mut current = obj.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
                     for item in items {
                         if !current.contains(item) {

@@ -6,10 +6,12 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ApiState, blocking, json_response, request::ResourcePath};
+use super::{ApiState, apply::field_manager, blocking, json_response, request::ResourcePath};
 use crate::{
     api::{
-        ApiError, ResourceType, meta,
+        ApiError, ResourceType,
+        apply::track_update,
+        meta,
         patch::{self, PatchType},
         selectors::{FieldSelector, LabelSelector},
         validate::{self, WriteScope},
@@ -123,7 +125,7 @@ pub async fn list(
 }
 
 /// Refuse writes into a namespace that does not exist or is being deleted.
-async fn check_namespace(
+pub(super) async fn check_namespace(
     state: &ApiState,
     rt: &ResourceType,
     namespace: Option<&str>,
@@ -150,12 +152,14 @@ pub async fn create(
     path: &ResourcePath,
     body: Value,
     validation: FieldValidation,
+    manager: String,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
     let unknown = validation.check(rt, &body)?;
     let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
     check_namespace(state, rt, ns.as_deref()).await?;
-    let obj = validate::prepare_create(rt, ns.as_deref(), body)?;
+    let mut obj = validate::prepare_create(rt, ns.as_deref(), body)?;
+    track_update(None, &mut obj, &field_manager(path, manager));
     let key = rt.key(meta::namespace(&obj), meta::name(&obj));
     let name = meta::name(&obj).to_string();
     let store = state.store.clone();
@@ -196,7 +200,7 @@ impl FieldValidation {
     }
 
     /// Unknown fields of `obj`: an error under Strict, warnings under Warn.
-    fn check(self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, ApiError> {
+    pub(super) fn check(self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, ApiError> {
         if self == Self::Ignore {
             return Ok(Vec::new());
         }
@@ -216,7 +220,7 @@ impl FieldValidation {
 }
 
 /// Add one `Warning` header per unknown field (kubectl prints them).
-fn with_warnings(mut response: Response, unknown: &[String]) -> Response {
+pub(super) fn with_warnings(mut response: Response, unknown: &[String]) -> Response {
     for field in unknown {
         if let Ok(value) = http::HeaderValue::from_str(&format!("299 - \"unknown field \\\"{field}\\\"\"")) {
             response.headers_mut().append(http::header::WARNING, value);
@@ -226,7 +230,7 @@ fn with_warnings(mut response: Response, unknown: &[String]) -> Response {
 }
 
 /// Check a client-sent resourceVersion against the stored one.
-fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Result<(), ApiError> {
+pub(super) fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Result<(), ApiError> {
     match sent["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty()) {
         Some(rv) if Some(rv) != current["metadata"]["resourceVersion"].as_str() => {
             Err(ApiError::conflict(&rt.qualified(), meta::name(current)))
@@ -237,7 +241,7 @@ fn check_precondition(rt: &ResourceType, current: &Value, sent: &Value) -> Resul
 
 /// What to do with an updated object: an object being deleted whose last finalizer went away is
 /// removed for good.
-fn store_or_finish(obj: Value) -> Mutation {
+pub(super) fn store_or_finish(obj: Value) -> Mutation {
     let finalizers_left = obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     if meta::is_terminating(&obj) && !finalizers_left && obj["kind"] != "Pod" {
         Mutation::Delete
@@ -253,9 +257,11 @@ async fn write_existing(
     path: &ResourcePath,
     scope: WriteScope,
     validation: FieldValidation,
+    manager: String,
     next: impl FnOnce(&Value, &str) -> Result<Value, ApiError> + Send + 'static,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
+    let who = field_manager(path, manager);
     let key = key_of(path);
     let name = name_of(path).to_string();
     let store = state.store.clone();
@@ -268,7 +274,9 @@ async fn write_existing(
             let new = next(&current, &name)?;
             *report.lock().unwrap_or_else(|p| p.into_inner()) = validation.check(rt, &new)?;
             check_precondition(rt, &current, &new)?;
-            Ok(store_or_finish(validate::prepare_update(rt, &current, new, scope)?))
+            let mut new = validate::prepare_update(rt, &current, new, scope)?;
+            track_update(Some(&current), &mut new, &who);
+            Ok(store_or_finish(new))
         })
     })
     .await?;
@@ -283,8 +291,9 @@ pub async fn update(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
+    manager: String,
 ) -> Result<Response, HttpError> {
-    write_existing(state, path, scope, validation, move |_, _| Ok(body)).await
+    write_existing(state, path, scope, validation, manager, move |_, _| Ok(body)).await
 }
 
 /// `PATCH` an object (main endpoint or `/status`).
@@ -295,12 +304,13 @@ pub async fn patch(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
+    manager: String,
 ) -> Result<Response, HttpError> {
     let kind_name = path.rt.kind;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    write_existing(state, path, scope, validation, move |current, name| {
+    write_existing(state, path, scope, validation, manager, move |current, name| {
         patch::apply(kind, current, &body).map_err(|e| {
             if e.code != 422 {
                 return e;

@@ -4,6 +4,7 @@
 
 mod access;
 mod aggregated;
+mod apply;
 mod bootstrap;
 mod delete;
 mod discovery;
@@ -233,42 +234,54 @@ async fn dispatch(
         (&Method::GET, true, None | Some("status")) => {
             handlers::get(&state, &path, table && sub.is_none()).await
         }
-        (&Method::GET, true, Some("scale")) => subresources::scale(&state, &path, None).await,
+        (&Method::GET, true, Some("scale")) => subresources::scale(&state, &path, None, String::new()).await,
         (&Method::GET, true, Some("log")) => {
             subresources::log(&state, &path, &query, parts.uri.query()).await
         }
         (&Method::POST, false, None) => {
+            let manager = apply::manager_name(&query, &headers, "CreateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             access::check_pending(&pending, &identity, &path, &body)?;
-            handlers::create(&state, &path, body, validation(&query)?).await
+            handlers::create(&state, &path, body, validation(&query)?, manager).await
         }
         (&Method::POST, true, Some("binding")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             subresources::bind(&state, &path, body).await
         }
         (&Method::PUT, true, None | Some("status")) => {
+            let manager = apply::manager_name(&query, &headers, "UpdateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
-            handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?).await
+            handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?, manager).await
         }
         (&Method::PUT, true, Some("finalize")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             namespaces::finalize(&state, path.name.as_deref().unwrap_or(""), body).await
         }
         (&Method::PUT, true, Some("scale")) => {
+            let manager = apply::manager_name(&query, &headers, "UpdateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
-            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body))).await
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body)), manager).await
+        }
+        (&Method::PATCH, true, None | Some("status")) if apply::is_apply(&headers) => {
+            apply::apply(&state, &path, &query, body).await
         }
         (&Method::PATCH, true, None | Some("status")) => {
+            apply::check_patch_options(&query, false)?;
+            let manager = apply::manager_name(&query, &headers, "PatchOptions")?;
             let body = decode_patch(&headers, body).await?;
-            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref()), validation(&query)?).await
+            let validation = validation(&query)?;
+            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref()), validation, manager).await
         }
         (&Method::PATCH, true, Some("scale")) => {
+            apply::check_patch_options(&query, false)?;
+            let manager = apply::manager_name(&query, &headers, "PatchOptions")?;
             let content_type =
                 headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let kind = PatchType::from_content_type(content_type)
                 .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
             let body = decode_patch(&headers, body).await?;
-            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Patch(kind, body))).await
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Patch(kind, body)), manager)
+                .await
         }
         (&Method::DELETE, true, None) => {
             let bytes = request::read_body(body).await?;
@@ -296,7 +309,8 @@ fn validation(q: &std::collections::HashMap<String, String>) -> Result<handlers:
     handlers::FieldValidation::from_query(q)
 }
 
-/// Patch bodies are JSON whatever their patch content type says.
+/// Patch bodies are JSON whatever their patch content type says (apply configurations, YAML,
+/// are read by `apply`; one reaching here is on a subresource that takes no apply).
 async fn decode_patch(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
     let bytes = request::read_body(body).await?;
     if bytes.is_empty() {

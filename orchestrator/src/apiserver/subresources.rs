@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use super::{ApiState, blocking, json_response, request::ResourcePath};
 use crate::{
     api::{
-        ApiError, meta,
+        ApiError,
+        apply::track_update,
+        meta,
         patch::{self, PatchType},
         validate::{self, WriteScope},
     },
@@ -46,8 +48,12 @@ pub async fn scale(
     state: &ApiState,
     path: &ResourcePath,
     write: Option<ScaleWrite>,
+    manager: String,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
+    // Recorded as a write through `scale` owning `spec.replicas`, as upstream's scale handler
+    // maps the Scale's fields onto the parent.
+    let who = super::apply::field_manager(path, manager);
     let name = path.name.clone().unwrap_or_default();
     let key = rt.key(path.namespace.as_deref().unwrap_or(""), &name);
     let store = state.store.clone();
@@ -79,7 +85,9 @@ pub async fn scale(
             }
             let mut next = current.clone();
             next["spec"]["replicas"] = json!(replicas);
-            Ok(Mutation::Put(validate::prepare_update(rt, &current, next, WriteScope::Main)?))
+            let mut next = validate::prepare_update(rt, &current, next, WriteScope::Main)?;
+            track_update(Some(&current), &mut next, &who);
+            Ok(Mutation::Put(next))
         })
     })
     .await??

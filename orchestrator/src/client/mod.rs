@@ -35,7 +35,10 @@ impl Client {
     /// the cluster CA `ca_pem` (when given) for HTTPS.
     pub fn new(server: &str, token: &str, ca_pem: Option<&str>) -> Result<Self, ApiError> {
         crate::install_crypto_provider();
-        let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5));
+        // The User-Agent names the field manager of our components' writes (`wasmkube`).
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .user_agent(concat!("wasmkube/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = ca_pem {
             let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| {
                 ApiError::bad_request(format!("the cluster CA certificate is not valid PEM: {e}"))
