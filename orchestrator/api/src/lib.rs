@@ -1,10 +1,12 @@
 //! Kubernetes-shaped API objects: which resources we serve, how errors look on the wire
-//! (`Status`), object metadata helpers, validation and patching. Sans-IO: nothing here knows
-//! about axum or redb, so the apiserver, the controllers and the CLI share it.
+//! (`Status`), object metadata helpers, validation, patching and protobuf request bodies.
+//! Sans-IO: nothing here knows about axum or redb, so the apiserver, the controllers and the
+//! CLI share it.
 
 pub mod cidr;
 pub mod meta;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod status;
