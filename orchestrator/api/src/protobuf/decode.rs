@@ -73,19 +73,7 @@ impl Decoder {
                 let n = self.varint(field, wire_type, r)? as i64;
                 put(out, key, zero, n == 0, json!(n));
             }
-            Ty::Msg(inner) => {
-                let bytes = self.bytes(field, wire_type, r)?;
-                let mark = self.enter(key);
-                // A second occurrence merges into the first, as in Go.
-                if let Some(Value::Object(existing)) = out.get_mut(key) {
-                    self.message(inner, bytes, existing)?;
-                } else {
-                    let mut obj = Map::new();
-                    self.message(inner, bytes, &mut obj)?;
-                    out.insert(key.to_string(), Value::Object(obj));
-                }
-                self.leave(mark);
-            }
+            Ty::Msg(inner) => self.nested(field, inner, wire_type, r, out)?,
             Ty::Inline(inner) => {
                 let bytes = self.bytes(field, wire_type, r)?;
                 self.message(inner, bytes, out)?;
@@ -100,27 +88,37 @@ impl Decoder {
                     out.insert(key.to_string(), Value::Object(Map::from_iter([(k, v)])));
                 }
             }
-            Ty::Time | Ty::MicroTime => {
+            Ty::Time | Ty::MicroTime | Ty::Quantity | Ty::IntOrString | Ty::FieldsV1 => {
                 let bytes = self.bytes(field, wire_type, r)?;
-                let precision =
-                    if matches!(field.ty, Ty::Time) { Precision::Seconds } else { Precision::Micros };
-                match values::timestamp(bytes, precision).map_err(|e| self.invalid(key, e))? {
-                    Some(text) => out.insert(key.to_string(), Value::String(text)),
+                match special(field.ty, bytes).map_err(|e| self.invalid(key, e))? {
+                    Some(value) => out.insert(key.to_string(), value),
                     None => out.remove(key),
                 };
             }
-            Ty::Quantity | Ty::IntOrString | Ty::FieldsV1 => {
-                let bytes = self.bytes(field, wire_type, r)?;
-                let value = match field.ty {
-                    Ty::Quantity => values::quantity(bytes),
-                    Ty::IntOrString => values::int_or_string(bytes),
-                    _ => values::fields_v1(bytes),
-                }
-                .map_err(|e| self.invalid(key, e))?;
-                out.insert(key.to_string(), value);
-            }
             Ty::Unsupported => return Err(self.unsupported(msg, key)),
         }
+        Ok(())
+    }
+
+    /// A nested message; a second occurrence merges into the first, as in Go.
+    fn nested(
+        &mut self,
+        field: &'static Field,
+        inner: &'static Message,
+        wire_type: WireType,
+        r: &mut Reader<'_>,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), ProtobufError> {
+        let bytes = self.bytes(field, wire_type, r)?;
+        let mark = self.enter(field.json);
+        if let Some(Value::Object(existing)) = out.get_mut(field.json) {
+            self.message(inner, bytes, existing)?;
+        } else {
+            let mut obj = Map::new();
+            self.message(inner, bytes, &mut obj)?;
+            out.insert(field.json.to_string(), Value::Object(obj));
+        }
+        self.leave(mark);
         Ok(())
     }
 
@@ -272,6 +270,17 @@ impl Decoder {
             field: field.to_string(),
             path: self.path.clone(),
         }
+    }
+}
+
+/// The JSON of an apimachinery value type; `None` when Go leaves it out (a zero time).
+fn special(ty: Ty, bytes: &[u8]) -> Result<Option<Value>, String> {
+    match ty {
+        Ty::Time => Ok(values::timestamp(bytes, Precision::Seconds)?.map(Value::String)),
+        Ty::MicroTime => Ok(values::timestamp(bytes, Precision::Micros)?.map(Value::String)),
+        Ty::Quantity => values::quantity(bytes).map(Some),
+        Ty::IntOrString => values::int_or_string(bytes).map(Some),
+        _ => values::fields_v1(bytes).map(Some),
     }
 }
 
