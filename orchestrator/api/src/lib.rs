@@ -1,12 +1,14 @@
 //! Kubernetes-shaped API objects: which resources we serve, how errors look on the wire
-//! (`Status`), object metadata helpers, validation, patching and server-side apply. Sans-IO: nothing here knows
-//! about axum or redb, so the apiserver, the controllers and the CLI share it.
+//! (`Status`), object metadata helpers, validation, patching, server-side apply and protobuf
+//! request bodies. Sans-IO: nothing here knows about axum or redb, so the apiserver, the
+//! controllers and the CLI share it.
 
 pub mod apply;
 pub mod cidr;
 pub mod meta;
 pub mod ownership;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 mod schema;
 pub mod selectors;

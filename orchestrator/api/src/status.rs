@@ -91,6 +91,23 @@ impl ApiError {
         )
     }
 
+    /// 415: a request body (create, update, binding, delete options) in a format we do not
+    /// decode.
+    pub fn unsupported_body_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"
+            ),
+        )
+    }
+
+    /// 415 with our own explanation (e.g. a protobuf field we do not decode).
+    pub fn unsupported_content(message: impl Into<String>) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
     /// 422: the object fails validation.
     /// `message` may start with the field path (`spec.replicas: ...`); it becomes the
     /// `causes` entry kubectl prints as `The Deployment "x" is invalid: spec.replicas: ...`.

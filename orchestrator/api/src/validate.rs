@@ -208,32 +208,60 @@ fn set_default(obj: &mut Value, field: &str, value: Value) {
     }
 }
 
+/// The object at `path` below `v`, when every step is an object. Defaults run before the type
+/// check, so a hostile body may hold a string where an object belongs: never index into it.
+fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    let mut at = v;
+    for key in path {
+        at = at.as_object_mut()?.get_mut(*key)?;
+    }
+    at.is_object().then_some(at)
+}
+
+/// The objects of the list at `key` (other entries are left to the type check).
+fn objects_in<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    v.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten().filter(|x| x.is_object())
+}
+
 /// Defaults kube-apiserver fills in, so clients that read them (kubectl describe, the Python
 /// client) find them.
 fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     match rt.kind {
         "Pod" => {
-            default_pod_spec(&mut obj["spec"]);
+            if let Some(spec) = object_at(obj, &["spec"]) {
+                default_pod_spec(spec);
+            }
             if obj["status"].is_null() {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
         }
         "Deployment" => {
-            let spec = &mut obj["spec"];
+            let Some(spec) = object_at(obj, &["spec"]) else { return };
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
-            set_default(
-                spec,
-                "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-            );
-            default_pod_spec(&mut spec["template"]["spec"]);
+            // `kubectl create deployment` sends `strategy: {}`: default inside it, as upstream.
+            set_default(spec, "strategy", json!({}));
+            if let Some(strategy) = object_at(spec, &["strategy"]) {
+                set_default(strategy, "type", json!("RollingUpdate"));
+                if strategy["type"] == "RollingUpdate" {
+                    set_default(strategy, "rollingUpdate", json!({}));
+                    if let Some(rolling) = object_at(strategy, &["rollingUpdate"]) {
+                        set_default(rolling, "maxUnavailable", json!("25%"));
+                        set_default(rolling, "maxSurge", json!("25%"));
+                    }
+                }
+            }
+            if let Some(pod) = object_at(spec, &["template", "spec"]) {
+                default_pod_spec(pod);
+            }
         }
         "ReplicaSet" => {
-            let spec = &mut obj["spec"];
+            let Some(spec) = object_at(obj, &["spec"]) else { return };
             set_default(spec, "replicas", json!(1));
-            default_pod_spec(&mut spec["template"]["spec"]);
+            if let Some(pod) = object_at(spec, &["template", "spec"]) {
+                default_pod_spec(pod);
+            }
         }
         "Namespace" => {
             if obj["status"]["phase"].is_null() {
@@ -247,31 +275,43 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Service" => {
-            let spec = &mut obj["spec"];
+            let Some(spec) = object_at(obj, &["spec"]) else { return };
             set_default(spec, "type", json!("ClusterIP"));
             set_default(spec, "sessionAffinity", json!("None"));
+            for port in objects_in(spec, "ports") {
+                set_default(port, "protocol", json!("TCP"));
+                // An absent, 0 or "" targetPort means the port itself, as upstream defaults it.
+                let target = &port["targetPort"];
+                if target.is_null() || *target == 0 || *target == "" {
+                    let number = port["port"].clone();
+                    port["targetPort"] = number;
+                }
+            }
         }
         _ => {}
     }
 }
 
+/// Defaults of a pod spec (`spec` is an object).
 fn default_pod_spec(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "dnsPolicy", json!("ClusterFirst"));
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "securityContext", json!({}));
-    if let Some(containers) = spec["containers"].as_array_mut() {
-        for c in containers {
-            let latest = c["image"].as_str().is_some_and(|i| !image_has_tag(i) || i.ends_with(":latest"));
-            set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
-            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
-            set_default(c, "terminationMessagePolicy", json!("File"));
-            set_default(c, "resources", json!({}));
+    for list in ["initContainers", "containers"] {
+        for c in objects_in(spec, list) {
+            for port in objects_in(c, "ports") {
+                set_default(port, "protocol", json!("TCP"));
+            }
         }
+    }
+    for c in objects_in(spec, "containers") {
+        let latest = c["image"].as_str().is_some_and(|i| !image_has_tag(i) || i.ends_with(":latest"));
+        set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+        set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", json!("File"));
+        set_default(c, "resources", json!({}));
     }
 }
 
@@ -388,6 +428,67 @@ mod tests {
             prepare_create(pods(), None, json!({"metadata": {"name": "p"}, "spec": {"containers": "nope"}}))
                 .expect_err("type");
         assert!(wrong_type.message.contains("spec.containers"), "{}", wrong_type.message);
+    }
+
+    #[test]
+    fn defaults_fill_what_typed_commands_leave_empty() {
+        // As `kubectl create deployment --port` and `create service` send them.
+        let deploy = find_by_kind("apps/v1", "Deployment").expect("deploy");
+        let obj = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "strategy": {},
+            "template": {"metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i:1", "ports": [{"containerPort": 80}]}]}}}});
+        let out = prepare_create(deploy, Some("default"), obj).expect("create");
+        assert_eq!(
+            out["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        let recreate = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "strategy": {"type": "Recreate"},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        let out = prepare_create(deploy, Some("default"), recreate).expect("create");
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+
+        let svc = find_by_kind("v1", "Service").expect("services");
+        let obj = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 81, "targetPort": 0},
+            {"port": 82, "targetPort": "http", "protocol": "UDP"}]}});
+        let out = prepare_create(svc, Some("default"), obj).expect("create");
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP", "targetPort": 80}, {"port": 81, "protocol": "TCP", "targetPort": 81},
+                {"port": 82, "protocol": "UDP", "targetPort": "http"}])
+        );
+    }
+
+    #[test]
+    fn defaults_never_index_into_non_objects() {
+        // Defaults run before the type check: these must be clean errors, not panics.
+        let bodies = [
+            ("apps/v1", "Deployment", json!({"metadata": {"name": "d"}, "spec": "x"})),
+            (
+                "apps/v1",
+                "Deployment",
+                json!({"metadata": {"name": "d"}, "spec": {"template": "x", "strategy": 1}}),
+            ),
+            (
+                "apps/v1",
+                "Deployment",
+                json!({"metadata": {"name": "d"}, "spec": {"strategy": {"rollingUpdate": 1}}}),
+            ),
+            ("apps/v1", "ReplicaSet", json!({"metadata": {"name": "r"}, "spec": {"template": {"spec": []}}})),
+            (
+                "v1",
+                "Pod",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": ["x", {"ports": ["y"]}]}}),
+            ),
+            ("v1", "Service", json!({"metadata": {"name": "s"}, "spec": {"ports": ["x", 1]}})),
+            ("v1", "Service", json!({"metadata": {"name": "s"}, "spec": []})),
+        ];
+        for (api_version, kind, body) in bodies {
+            let rt = find_by_kind(api_version, kind).expect("served");
+            let err = prepare_create(rt, Some("default"), body.clone()).expect_err("invalid");
+            assert!(err.code == 400 || err.code == 422, "{body}: {}", err.message);
+        }
     }
 
     #[test]

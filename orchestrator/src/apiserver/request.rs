@@ -8,7 +8,7 @@ use axum::body::Body;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::api::{ApiError, ResourceType, resources, validate::MAX_BODY_BYTES};
+use crate::api::{ApiError, ResourceType, protobuf, resources, validate::MAX_BODY_BYTES};
 
 /// A request path resolved against the resource table.
 #[derive(Debug)]
@@ -98,7 +98,9 @@ pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
 }
 
-/// Decode a JSON or YAML body (by Content-Type) into a JSON value, with a nesting limit.
+/// Decode a JSON, YAML or Kubernetes protobuf body (by Content-Type) into a JSON value, with a
+/// nesting limit. A protobuf body becomes the JSON of the same object (apiVersion and kind from
+/// its envelope), so the type checks that follow are the JSON ones.
 pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let content_type =
         headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
@@ -106,13 +108,16 @@ pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError>
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
+    if essence.eq_ignore_ascii_case(protobuf::CONTENT_TYPE) {
+        return protobuf::decode(bytes).map_err(ApiError::from);
+    }
     if essence.ends_with("yaml") {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
         return crate::api::yaml::from_str_single(text).map_err(ApiError::bad_request);
     }
     if !(essence.ends_with("json") || essence.is_empty() || essence == "*/*") {
-        return Err(ApiError::unsupported_media_type(content_type));
+        return Err(ApiError::unsupported_body_type(content_type));
     }
     // serde_json refuses nesting deeper than 128 levels on its own, so hostile depth is an error,
     // not a stack overflow.
@@ -147,6 +152,32 @@ mod tests {
         assert!(parse_path("", "v1", "pods/x").is_err(), "namespaced objects need a namespace");
         assert!(parse_path("", "v1", "widgets").is_err());
         assert!(parse_path("apps", "v1", "namespaces/d/deployments/x/scale").is_ok());
+    }
+
+    fn with_type(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_str(content_type).expect("header"));
+        h
+    }
+
+    #[test]
+    fn bodies_by_content_type() {
+        let json = decode_body(&with_type("application/json"), br#"{"kind":"Pod"}"#).expect("json");
+        assert_eq!(json["kind"], "Pod");
+        let yaml = decode_body(&with_type("application/yaml"), b"kind: Pod\n").expect("yaml");
+        assert_eq!(yaml["kind"], "Pod");
+        // `k8s\0`, typeMeta {v1, Namespace}, raw {metadata {name: team}}.
+        let pb = b"k8s\0\x0a\x0f\x0a\x02v1\x12\x09Namespace\x12\x08\x0a\x06\x0a\x04team";
+        let ns = decode_body(&with_type("application/vnd.kubernetes.protobuf"), pb).expect("protobuf");
+        assert_eq!(
+            ns,
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+        );
+        let garbage = decode_body(&with_type("application/vnd.kubernetes.protobuf"), b"\x00garbage");
+        assert_eq!(garbage.map_err(|e| e.code), Err(400));
+        let cbor = decode_body(&with_type("application/cbor"), b"\xa0").expect_err("cbor");
+        assert_eq!(cbor.code, 415);
+        assert!(cbor.message.contains("application/vnd.kubernetes.protobuf"), "{}", cbor.message);
     }
 
     #[test]
