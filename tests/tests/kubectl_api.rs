@@ -204,3 +204,51 @@ fn insecure_http_is_loopback_only() -> anyhow::Result<()> {
     assert!(body.contains("\"kind\":\"Namespace\""), "{body}");
     Ok(())
 }
+
+#[test]
+fn server_dry_runs_change_nothing() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    deployment(&cluster, work.path(), "dry")?;
+    let before = cluster.get_json(&["deployment", "dry"])?;
+    let rv = before["metadata"]["resourceVersion"].clone();
+
+    // Create, apply (both kinds), scale, patch, label and delete, all with --dry-run=server.
+    let cm = write(
+        work.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ghost}\ndata: {a: b}\n",
+    )?;
+    let out = cluster.kubectl_ok(&["apply", "-f", &cm, "--dry-run=server"])?;
+    assert!(out.contains("created (server dry run)"), "{out}");
+    cluster.kubectl_ok(&["apply", "-f", &cm, "--dry-run=server", "--server-side"])?;
+    let changed =
+        write(work.path(), "dry.yaml", &DEPLOY.replace("NAME", "dry").replace("replicas: 2", "replicas: 5"))?;
+    cluster.kubectl_ok(&["apply", "-f", &changed, "--dry-run=server"])?;
+    cluster.kubectl_ok(&["scale", "deployment/dry", "--replicas=4", "--dry-run=server"])?;
+    cluster.kubectl_ok(&["label", "deployment", "dry", "x=y", "--dry-run=server"])?;
+    cluster.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "dry",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":true}}"#,
+        "--dry-run=server",
+    ])?;
+    cluster.kubectl_ok(&["delete", "deployment", "dry", "--dry-run=server"])?;
+
+    let out = cluster.kubectl(&["get", "configmap", "ghost"])?;
+    assert!(!out.status.success(), "a dry-run create stored nothing");
+    let after = cluster.get_json(&["deployment", "dry"])?;
+    assert_eq!(after["metadata"]["resourceVersion"], rv, "the deployment was not written");
+    assert_eq!(after["spec"]["replicas"], 2);
+    // A write that changes nothing is not a write either: kubectl sees the same
+    // resourceVersion come back and says so.
+    let label = r#"{"metadata":{"labels":{"team":"a"}}}"#;
+    let first = cluster.kubectl_ok(&["patch", "deployment", "dry", "--type=merge", "-p", label])?;
+    assert!(first.contains("patched") && !first.contains("no change"), "{first}");
+    let second = cluster.kubectl_ok(&["patch", "deployment", "dry", "--type=merge", "-p", label])?;
+    assert!(second.contains("patched (no change)"), "{second}");
+    Ok(())
+}

@@ -131,7 +131,7 @@ pub(super) fn check_patch_options(query: &HashMap<String, String>, apply: bool) 
 }
 
 /// `dryRun=All`: everything but the store write.
-fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+pub(super) fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     match query.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),

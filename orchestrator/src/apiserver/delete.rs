@@ -68,6 +68,8 @@ pub struct DeleteOptions {
     pub resource_version: Option<String>,
     /// What happens to dependents.
     pub propagation: Propagation,
+    /// `dryRun=All`: answer as the delete would, change nothing.
+    pub dry_run: bool,
 }
 
 impl DeleteOptions {
@@ -87,6 +89,18 @@ impl DeleteOptions {
             }
             if let Some(p) = b["propagationPolicy"].as_str() {
                 opts.propagation = Propagation::parse(p)?;
+            }
+            opts.dry_run = b["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
+        }
+        match query.get("dryRun").map(String::as_str) {
+            None | Some("") => {}
+            Some("All") => opts.dry_run = true,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "DeleteOptions",
+                    "",
+                    format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""),
+                ));
             }
         }
         if let Some(g) = query.get("gracePeriodSeconds") {
@@ -181,19 +195,30 @@ async fn delete_one(
     let key = key_of(path);
     let name = name_of(path).to_string();
     let store = state.store.clone();
-    let (result, gone) = blocking(move || {
+    let (result, gone, dry) = blocking(move || {
         let gone = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let removed = gone.clone();
+        let dry = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let would = dry.clone();
         let result = store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
-            let decision = delete_decision(rt, current, &opts)?;
+            let decision = delete_decision(rt, current.clone(), &opts)?;
             removed.store(matches!(decision, Mutation::Delete), std::sync::atomic::Ordering::Release);
+            if opts.dry_run {
+                let after = match decision {
+                    Mutation::Put(obj) => obj,
+                    _ => current,
+                };
+                *would.lock().unwrap_or_else(|p| p.into_inner()) = Some(after);
+                return Ok(Mutation::Keep);
+            }
             Ok(decision)
         });
-        (result, gone.load(std::sync::atomic::Ordering::Acquire))
+        let dry = dry.lock().unwrap_or_else(|p| p.into_inner()).take();
+        (result, gone.load(std::sync::atomic::Ordering::Acquire), dry)
     })
     .await?;
-    let obj = result?.ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
+    let obj = dry.or(result?).ok_or_else(|| ApiError::not_found(&rt.qualified(), name_of(path)))?;
     Ok((obj, gone))
 }
 

@@ -152,18 +152,26 @@ pub async fn create(
     path: &ResourcePath,
     body: Value,
     validation: FieldValidation,
-    manager: String,
+    writer: Writer,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
     let unknown = validation.check(rt, &body)?;
     let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
     check_namespace(state, rt, ns.as_deref()).await?;
     let mut obj = validate::prepare_create(rt, ns.as_deref(), body)?;
-    track_update(None, &mut obj, &field_manager(path, manager));
+    track_update(None, &mut obj, &field_manager(path, writer.manager));
     let key = rt.key(meta::namespace(&obj), meta::name(&obj));
     let name = meta::name(&obj).to_string();
     let store = state.store.clone();
+    let dry_run = writer.dry_run;
     let stored = blocking(move || {
+        if dry_run {
+            // Everything a create checks, nothing stored (no resourceVersion either).
+            return match store.get(&key)? {
+                Some(_) => Err(ApiError::already_exists(&rt.qualified(), &name)),
+                None => Ok(Some(obj)),
+            };
+        }
         store.mutate::<ApiError, _>(&key, move |current| match current {
             Some(_) => Err(ApiError::already_exists(&rt.qualified(), &name)),
             None => Ok(Mutation::Put(obj)),
@@ -257,31 +265,65 @@ async fn write_existing(
     path: &ResourcePath,
     scope: WriteScope,
     validation: FieldValidation,
-    manager: String,
+    writer: Writer,
     next: impl FnOnce(&Value, &str) -> Result<Value, ApiError> + Send + 'static,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
+    let Writer { manager, dry_run } = writer;
     let who = field_manager(path, manager);
     let key = key_of(path);
     let name = name_of(path).to_string();
     let store = state.store.clone();
-    // The unknown fields are found inside the store's transaction; they come back this way.
-    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // What the transaction found out (unknown fields, a dry run's result) comes back this way.
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Found::default()));
     let report = found.clone();
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
             let new = next(&current, &name)?;
-            *report.lock().unwrap_or_else(|p| p.into_inner()) = validation.check(rt, &new)?;
+            let unknown = validation.check(rt, &new)?;
             check_precondition(rt, &current, &new)?;
             let mut new = validate::prepare_update(rt, &current, new, scope)?;
+            let mut found = report.lock().unwrap_or_else(|p| p.into_inner());
+            found.unknown = unknown;
+            // A write that changes nothing is not a change: no new resourceVersion, no event.
+            if same_but_version(&new, &current) {
+                return Ok(Mutation::Keep);
+            }
             track_update(Some(&current), &mut new, &who);
+            if dry_run {
+                found.dry = Some(new);
+                return Ok(Mutation::Keep);
+            }
             Ok(store_or_finish(new))
         })
     })
     .await?;
-    let unknown = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(with_warnings(finish_write(rt, path, stored?)?, &unknown))
+    let found = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+    let stored = found.dry.or(stored?);
+    Ok(with_warnings(finish_write(rt, path, stored)?, &found.unknown))
+}
+
+/// Who writes (the field manager), and whether for real: under `dryRun=All` a write is
+/// computed, validated and answered, but nothing is stored.
+#[derive(Debug, Clone, Default)]
+pub struct Writer {
+    /// The field manager the change is recorded under.
+    pub manager: String,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+fn same_but_version(new: &Value, current: &Value) -> bool {
+    let mut new = new.clone();
+    new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    new == *current
+}
+
+#[derive(Default)]
+struct Found {
+    unknown: Vec<String>,
+    dry: Option<Value>,
 }
 
 /// `PUT` an object (main endpoint or `/status`).
@@ -291,9 +333,9 @@ pub async fn update(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
-    manager: String,
+    writer: Writer,
 ) -> Result<Response, HttpError> {
-    write_existing(state, path, scope, validation, manager, move |_, _| Ok(body)).await
+    write_existing(state, path, scope, validation, writer, move |_, _| Ok(body)).await
 }
 
 /// `PATCH` an object (main endpoint or `/status`).
@@ -304,13 +346,13 @@ pub async fn patch(
     body: Value,
     scope: WriteScope,
     validation: FieldValidation,
-    manager: String,
+    writer: Writer,
 ) -> Result<Response, HttpError> {
     let kind_name = path.rt.kind;
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let kind = PatchType::from_content_type(content_type)
         .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-    write_existing(state, path, scope, validation, manager, move |current, name| {
+    write_existing(state, path, scope, validation, writer, move |current, name| {
         patch::apply(kind, current, &body).map_err(|e| {
             if e.code != 422 {
                 return e;

@@ -234,53 +234,55 @@ async fn dispatch(
         (&Method::GET, true, None | Some("status")) => {
             handlers::get(&state, &path, table && sub.is_none()).await
         }
-        (&Method::GET, true, Some("scale")) => subresources::scale(&state, &path, None, String::new()).await,
+        (&Method::GET, true, Some("scale")) => {
+            subresources::scale(&state, &path, None, handlers::Writer::default()).await
+        }
         (&Method::GET, true, Some("log")) => {
             subresources::log(&state, &path, &query, parts.uri.query()).await
         }
         (&Method::POST, false, None) => {
-            let manager = apply::manager_name(&query, &headers, "CreateOptions")?;
+            let writer = writer(&query, &headers, "CreateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             access::check_pending(&pending, &identity, &path, &body)?;
-            handlers::create(&state, &path, body, validation(&query)?, manager).await
+            handlers::create(&state, &path, body, validation(&query)?, writer).await
         }
         (&Method::POST, true, Some("binding")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             subresources::bind(&state, &path, body).await
         }
         (&Method::PUT, true, None | Some("status")) => {
-            let manager = apply::manager_name(&query, &headers, "UpdateOptions")?;
+            let writer = writer(&query, &headers, "UpdateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
-            handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?, manager).await
+            handlers::update(&state, &path, body, scope(sub.as_deref()), validation(&query)?, writer).await
         }
         (&Method::PUT, true, Some("finalize")) => {
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
             namespaces::finalize(&state, path.name.as_deref().unwrap_or(""), body).await
         }
         (&Method::PUT, true, Some("scale")) => {
-            let manager = apply::manager_name(&query, &headers, "UpdateOptions")?;
+            let writer = writer(&query, &headers, "UpdateOptions")?;
             let body = request::decode_body(&headers, &request::read_body(body).await?)?;
-            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body)), manager).await
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Replace(body)), writer).await
         }
         (&Method::PATCH, true, None | Some("status")) if apply::is_apply(&headers) => {
             apply::apply(&state, &path, &query, body).await
         }
         (&Method::PATCH, true, None | Some("status")) => {
             apply::check_patch_options(&query, false)?;
-            let manager = apply::manager_name(&query, &headers, "PatchOptions")?;
+            let writer = writer(&query, &headers, "PatchOptions")?;
             let body = decode_patch(&headers, body).await?;
             let validation = validation(&query)?;
-            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref()), validation, manager).await
+            handlers::patch(&state, &path, &headers, body, scope(sub.as_deref()), validation, writer).await
         }
         (&Method::PATCH, true, Some("scale")) => {
             apply::check_patch_options(&query, false)?;
-            let manager = apply::manager_name(&query, &headers, "PatchOptions")?;
+            let writer = writer(&query, &headers, "PatchOptions")?;
             let content_type =
                 headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let kind = PatchType::from_content_type(content_type)
                 .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
             let body = decode_patch(&headers, body).await?;
-            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Patch(kind, body)), manager)
+            subresources::scale(&state, &path, Some(subresources::ScaleWrite::Patch(kind, body)), writer)
                 .await
         }
         (&Method::DELETE, true, None) => {
@@ -303,6 +305,18 @@ async fn dispatch(
 
 fn scope(sub: Option<&str>) -> WriteScope {
     if sub == Some("status") { WriteScope::Status } else { WriteScope::Main }
+}
+
+/// The field manager and `dryRun` of a write.
+fn writer(
+    q: &std::collections::HashMap<String, String>,
+    headers: &HeaderMap,
+    options_kind: &str,
+) -> Result<handlers::Writer, ApiError> {
+    Ok(handlers::Writer {
+        manager: apply::manager_name(q, headers, options_kind)?,
+        dry_run: apply::dry_run(q)?,
+    })
 }
 
 fn validation(q: &std::collections::HashMap<String, String>) -> Result<handlers::FieldValidation, ApiError> {

@@ -48,15 +48,18 @@ pub async fn scale(
     state: &ApiState,
     path: &ResourcePath,
     write: Option<ScaleWrite>,
-    manager: String,
+    writer: super::handlers::Writer,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
     // Recorded as a write through `scale` owning `spec.replicas`, as upstream's scale handler
     // maps the Scale's fields onto the parent.
-    let who = super::apply::field_manager(path, manager);
+    let who = super::apply::field_manager(path, writer.manager);
+    let dry_run = writer.dry_run;
     let name = path.name.clone().unwrap_or_default();
     let key = rt.key(path.namespace.as_deref().unwrap_or(""), &name);
     let store = state.store.clone();
+    let dry = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let would = dry.clone();
     let obj = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
@@ -87,11 +90,20 @@ pub async fn scale(
             next["spec"]["replicas"] = json!(replicas);
             let mut next = validate::prepare_update(rt, &current, next, WriteScope::Main)?;
             track_update(Some(&current), &mut next, &who);
+            if dry_run {
+                *would.lock().unwrap_or_else(|p| p.into_inner()) = Some(next);
+                return Ok(Mutation::Keep);
+            }
             Ok(Mutation::Put(next))
         })
     })
-    .await??
-    .ok_or_else(|| ApiError::not_found(&rt.qualified(), path.name.as_deref().unwrap_or("")))?;
+    .await??;
+    let obj = dry
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .or(obj)
+        .ok_or_else(|| ApiError::not_found(&rt.qualified(), path.name.as_deref().unwrap_or("")))?;
     Ok(json_response(StatusCode::OK, &scale_of(&obj)))
 }
 
