@@ -167,8 +167,13 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         .map_err(|source| ClusterError::Listen { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| ClusterError::Listen { addr: listen, source })?;
     let ready = Arc::new(AtomicBool::new(false));
-    let state =
-        ApiState { store, tokens: tokens.clone(), http: reqwest::Client::new(), ready: ready.clone() };
+    let state = ApiState {
+        store,
+        tokens: tokens.clone(),
+        http: reqwest::Client::new(),
+        ready: ready.clone(),
+        watch_limits: Default::default(),
+    };
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     if let Some(addr) = insecure_http {

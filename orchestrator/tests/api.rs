@@ -26,6 +26,10 @@ struct Server {
 }
 
 async fn server(retained: u64) -> Server {
+    server_with(retained, orchestrator::apiserver::limits::WatchLimits::default()).await
+}
+
+async fn server_with(retained: u64, watch_limits: orchestrator::apiserver::limits::WatchLimits) -> Server {
     orchestrator::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open_with_retention(&dir.path().join("store.redb"), retained).expect("store");
@@ -36,6 +40,7 @@ async fn server(retained: u64) -> Server {
         tokens: orchestrator::auth::Registry::load_or_create(&tokens_path).expect("tokens"),
         http: reqwest::Client::new(),
         ready: Arc::new(AtomicBool::new(true)),
+        watch_limits: Arc::new(watch_limits),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -602,4 +607,46 @@ async fn names_labels_and_annotations_are_validated_as_upstream() {
     assert_eq!(err.code, 422);
     let now = s.client.get(cms, Some("default"), "c").await.expect("get");
     assert_eq!(now["metadata"]["resourceVersion"], good["metadata"]["resourceVersion"]);
+}
+
+#[tokio::test]
+async fn watch_connections_are_limited_per_caller() {
+    let limits = orchestrator::apiserver::limits::WatchLimits::new(0.001, 3.0, 2);
+    let s = server_with(1000, limits).await;
+    let cms = find_by_kind("v1", "ConfigMap").expect("cm");
+    let first = s.client.watch(cms, Some("default"), 0, None).await.expect("first watch");
+    let second = s.client.watch(cms, Some("default"), 0, None).await.expect("second watch");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/namespaces/default/configmaps?watch=true", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 429, "a third open watch is refused");
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let status: Value = resp.json().await.expect("status");
+    assert_eq!(status["reason"], "TooManyRequests");
+    // Closing one frees its slot (the server notices the client went away).
+    drop(first);
+    // Poll until the server has seen the disconnect (bounded: 100 tries).
+    let mut reopened = None;
+    for _ in 0..100 {
+        match s.client.watch(cms, Some("default"), 0, None).await {
+            Ok(w) => {
+                reopened = Some(w);
+                break;
+            }
+            Err(e) if e.code == 429 && e.message.contains("open watches") => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(reopened.is_some(), "the slot came back");
+    drop((second, reopened));
+    // The burst of three is spent: the rate limit answers now, slots or not.
+    match s.client.watch(cms, Some("default"), 0, None).await {
+        Err(err) => assert!(err.code == 429 && err.message.contains("faster than"), "{err:?}"),
+        Ok(_) => panic!("the fourth watch within the burst window must be refused"),
+    }
 }

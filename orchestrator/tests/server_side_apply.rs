@@ -34,6 +34,7 @@ impl Api {
             tokens: orchestrator::auth::Registry::load_or_create(&tokens).expect("tokens"),
             http: reqwest::Client::new(),
             ready: Arc::new(AtomicBool::new(true)),
+            watch_limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -133,6 +133,14 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
+    /// 429: the caller is over a rate or concurrency limit; retry after a second (clients
+    /// read `details.retryAfterSeconds` and the `Retry-After` header).
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        let mut err = Self::new(429, "TooManyRequests", message);
+        err.details = Some(json!({"retryAfterSeconds": 1}));
+        err
+    }
+
     /// 503: a component the request needs is not reachable (e.g. the node serving logs).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)

@@ -9,6 +9,7 @@ mod bootstrap;
 mod delete;
 mod discovery;
 mod handlers;
+pub mod limits;
 mod namespaces;
 mod paging;
 mod request;
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// Set once the whole cluster is up; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
+    /// Limits on watch connections per caller.
+    pub watch_limits: Arc<limits::WatchLimits>,
 }
 
 /// Run a store call off the async workers (redb is synchronous and fsyncs on commit).
@@ -93,7 +96,11 @@ impl std::ops::Deref for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_response(code, &self.0.to_status())
+        let mut response = json_response(code, &self.0.to_status());
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -226,7 +233,9 @@ async fn dispatch(
         (&Method::GET, false, None) => {
             let filters = handlers::Filters::from_query(path.rt, &query)?;
             if is_true(&query, "watch") {
-                watch::watch(&state, &path, filters, watch::WatchParams::from_query(&query)?, table).await
+                let params = watch::WatchParams::from_query(&query)?;
+                let guard = state.watch_limits.admit(&identity.user())?;
+                watch::watch(&state, &path, filters, params, table, guard).await
             } else {
                 handlers::list(&state, &path, filters, &query, table).await
             }

@@ -161,6 +161,7 @@ pub async fn watch(
     filters: Filters,
     params: WatchParams,
     table: bool,
+    guard: super::limits::WatchGuard,
 ) -> Result<Response, HttpError> {
     let rt = path.rt;
     let prefix = rt.namespace_prefix(path.namespace.as_deref());
@@ -231,7 +232,7 @@ pub async fn watch(
     }
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let store = state.store.clone();
-    tokio::spawn(pump(initial, live, filter, tx, params, store));
+    tokio::spawn(pump(initial, live, filter, tx, params, store, guard));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Ok(super::stream_response(Body::from_stream(stream)))
 }
@@ -243,6 +244,8 @@ async fn pump(
     tx: mpsc::Sender<Bytes>,
     params: WatchParams,
     store: crate::store::Store,
+    // Held for as long as the stream is open: it counts against the caller's open watches.
+    _guard: super::limits::WatchGuard,
 ) {
     for l in initial {
         if tx.send(l).await.is_err() {
