@@ -379,3 +379,17 @@ pub fn http_get(host_port: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((code, body))
 }
+
+/// Like [`http_get`], retrying while nothing answers yet (a pod whose server is still
+/// starting), for at most `patience`.
+pub fn http_get_when_up(host_port: &str, path: &str, patience: Duration) -> anyhow::Result<(u16, String)> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match http_get(host_port, path) {
+            Ok(answer) => return Ok(answer),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            // Poll interval while the listener comes up; bounded by `patience`.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}

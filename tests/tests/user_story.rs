@@ -270,12 +270,17 @@ fn restart_brings_back_objects_and_reruns_pods() -> anyhow::Result<()> {
     let after = cluster.get_json(&["deployment", "hello-http"])?;
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"], "the same object came back");
     cluster.kubectl_ok(&["rollout", "status", "deployment/hello-http", "--timeout=120s"])?;
+    // The stored status says Running from before the restart until the agent has re-run each
+    // pod and reported it, so wait for the agent's own report: Ready again after the restart.
+    let restarted = format!("--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].status}}=True");
+    cluster.kubectl_ok(&["wait", &restarted, "pod", "-l", "app=hello-http", "--timeout=60s"])?;
     let list = pods(&cluster, "app=hello-http")?;
-    assert_eq!(running(&list), 2);
+    assert_eq!(running(&list), 2, "{list:#?}");
     for pod in &list {
         let ip = pod["status"]["podIP"].as_str().context("podIP")?;
-        let (code, _) = http_get(&format!("{ip}:8080"), "/")
-            .with_context(|| format!("pod {} re-ran after the restart", pod["metadata"]["name"]))?;
+        let (code, _) =
+            wasmkube_e2e::cluster::http_get_when_up(&format!("{ip}:8080"), "/", Duration::from_secs(30))
+                .with_context(|| format!("pod {} re-ran after the restart", pod["metadata"]["name"]))?;
         assert_eq!(code, 200);
     }
     Ok(())

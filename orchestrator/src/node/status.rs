@@ -144,8 +144,14 @@ pub fn pod_status(
             .to_string();
         json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since})
     };
+    // A phase never goes back: a pod that was Running before its node's agent restarted is
+    // still Running while its containers are started again (as with kubelet restarts).
+    let mut current = phase(containers);
+    if current == "Pending" && pod["status"]["phase"] == "Running" {
+        current = "Running";
+    }
     json!({
-        "phase": phase(containers),
+        "phase": current,
         "conditions": [condition("PodScheduled", true), condition("Initialized", true), condition("ContainersReady", all_ready), condition("Ready", all_ready)],
         "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
