@@ -650,3 +650,17 @@ async fn watch_connections_are_limited_per_caller() {
         Ok(_) => panic!("the fourth watch within the burst window must be refused"),
     }
 }
+
+#[tokio::test]
+async fn namespaces_get_their_name_label_and_finalizer_and_mistyped_specs_are_refused() {
+    let s = server(1000).await;
+    let namespaces = find_by_kind("v1", "Namespace").expect("ns");
+    let ns = s.client.create(namespaces, None, &json!({"metadata": {"name": "team"}})).await.expect("ns");
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    for spec in [json!("x"), json!(7), json!([1])] {
+        let bad =
+            s.client.create(namespaces, None, &json!({"metadata": {"name": "odd"}, "spec": spec})).await;
+        assert_eq!(bad.expect_err("mistyped spec").code, 422);
+    }
+}

@@ -269,8 +269,23 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             }
             // The namespace controller's finalizer: it holds a terminating namespace until the
             // contents are gone (upstream's `kubernetes` finalizer).
-            if obj["spec"]["finalizers"].is_null() {
-                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            if obj["spec"].is_null() {
+                obj["spec"] = json!({});
+            }
+            // (A spec that is not an object is left for the type check to refuse.)
+            if let Some(spec) = obj["spec"].as_object_mut() {
+                if spec.get("finalizers").is_none_or(Value::is_null) {
+                    spec.insert("finalizers".into(), json!(["kubernetes"]));
+                }
+            }
+            // Upstream labels every namespace with its own name, so selectors can pick
+            // namespaces (e.g. network policies); it is set on every write, not just create.
+            let name = obj["metadata"]["name"].clone();
+            if name.is_string() && !obj["metadata"]["labels"].is_object() {
+                obj["metadata"]["labels"] = json!({});
+            }
+            if let Some(labels) = obj["metadata"]["labels"].as_object_mut() {
+                labels.insert("kubernetes.io/metadata.name".into(), name);
             }
         }
         "Secret" => set_default(obj, "type", json!("Opaque")),
