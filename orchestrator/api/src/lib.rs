@@ -5,6 +5,7 @@
 pub mod cidr;
 pub mod meta;
 pub mod patch;
+pub mod request;
 pub mod resources;
 pub mod selectors;
 pub mod status;
