@@ -4,6 +4,7 @@
 
 pub mod cidr;
 pub mod meta;
+pub mod nesting;
 pub mod patch;
 pub mod request;
 pub mod resources;

@@ -3,9 +3,14 @@
 //! `$setElementOrder`, `$retainKeys`, `$deleteFromPrimitiveList` directives). Merge keys follow
 //! the upstream `patchMergeKey` tags for the kinds we serve.
 
+use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 
-use super::ApiError;
+use super::{
+    ApiError,
+    nesting::{self, MAX_NESTING, nests_deeper_than},
+    validate::MAX_BODY_BYTES,
+};
 
 /// The patch flavour named by the request's Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,17 +35,15 @@ impl PatchType {
     }
 }
 
-/// Apply `patch` of type `kind` to `target`, returning the patched object.
+/// Most operations one JSON Patch may carry (kube-apiserver's limit too).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Apply `patch` of type `kind` to `target`, returning the patched object. The result nests no
+/// deeper than [`MAX_NESTING`], so it can be stored and read back.
 pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, ApiError> {
     let mut doc = target.clone();
     match kind {
-        PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON Patch: {e}")))?;
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::invalid("patch", "", format!("the JSON Patch could not be applied: {e}"))
-            })?;
-        }
+        PatchType::Json => json_patch(&mut doc, patch)?,
         PatchType::Merge => {
             if !patch.is_object() {
                 return Err(ApiError::bad_request("a merge patch must be a JSON object"));
@@ -54,9 +57,104 @@ pub fn apply(kind: PatchType, target: &Value, patch: &Value) -> Result<Value, Ap
             strategic_merge(&mut doc, patch, &mut Vec::new())?;
         }
     }
+    // Merge results nest no deeper than their inputs; this catches a target stored before the
+    // limit existed.
+    if nests_deeper_than(&doc, MAX_NESTING) {
+        return Err(ApiError::invalid("patch", "", nesting::too_deep("the patched object")));
+    }
     Ok(doc)
 }
 
+fn json_patch_error(message: String) -> ApiError {
+    ApiError::invalid("patch", "", format!("the JSON Patch could not be applied: {message}"))
+}
+
+/// RFC 6902, one operation at a time on `doc`, a copy the caller drops on error. json-patch's
+/// own all-or-nothing `patch` is not used: undoing after a failed `move` panics in json-patch 5
+/// (the failed move has already removed its source), and a copy needs no undo.
+fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON Patch: {e}")))?;
+    if ops.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(json_patch_error(format!(
+            "it has {} operations, the most allowed is {MAX_JSON_PATCH_OPERATIONS}",
+            ops.len()
+        )));
+    }
+    let mut budget = CopyBudget(MAX_BODY_BYTES);
+    for (n, op) in ops.iter().enumerate() {
+        check_growth(doc, op, &mut budget)
+            .map_err(|m| json_patch_error(format!("operation '/{n}' at path '{}': {m}", op.path())))?;
+        json_patch::patch_unsafe(doc, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = n;
+            json_patch_error(e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
+/// What `copy` operations of one JSON Patch may duplicate, in about JSON bytes (the request
+/// body limit): without it, each `copy` of the root doubles the object, and thirty of them ask
+/// for gigabytes.
+struct CopyBudget(usize);
+
+impl CopyBudget {
+    /// Charge the size of `value`, walking it only as far as the budget reaches.
+    fn charge(&mut self, value: &Value) -> Result<(), String> {
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            let size = match v {
+                Value::String(s) => s.len() + 2,
+                Value::Array(items) => {
+                    stack.extend(items);
+                    2 + items.len()
+                }
+                Value::Object(map) => {
+                    stack.extend(map.values());
+                    2 + map.keys().map(|k| k.len() + 4).sum::<usize>()
+                }
+                _ => 8,
+            };
+            self.0 = self.0.checked_sub(size).ok_or_else(|| {
+                format!("copies would duplicate more than {MAX_BODY_BYTES} bytes in one patch")
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuse an operation that would nest the document deeper than [`MAX_NESTING`] before it runs,
+/// so that no intermediate document grows deep enough to be costly (or to overflow the stack
+/// when it is cloned or dropped). The document is within the limit before every operation; a
+/// value placed at `path` ends up `path.count()` levels down.
+fn check_growth(doc: &Value, op: &PatchOperation, budget: &mut CopyBudget) -> Result<(), String> {
+    let (path, value, from_depth) = match op {
+        PatchOperation::Add(op) => (&op.path, &op.value, None),
+        PatchOperation::Replace(op) => (&op.path, &op.value, None),
+        PatchOperation::Copy(op) => match doc.pointer(op.from.as_str()) {
+            Some(source) => {
+                budget.charge(source)?;
+                (&op.path, source, None)
+            }
+            None => return Ok(()), // json-patch reports the bad `from`
+        },
+        PatchOperation::Move(op) => match doc.pointer(op.from.as_str()) {
+            Some(source) => (&op.path, source, Some(op.from.count())),
+            None => return Ok(()),
+        },
+        PatchOperation::Remove(_) | PatchOperation::Test(_) => return Ok(()),
+    };
+    // A moved value nests at most MAX_NESTING - from.count() deep where it is now, so moving it
+    // no deeper is safe without walking it (moves may repeat thousands of times).
+    if from_depth.is_some_and(|from| path.count() <= from) {
+        return Ok(());
+    }
+    let room = MAX_NESTING.saturating_sub(path.count());
+    if path.count() > MAX_NESTING || nests_deeper_than(value, room) {
+        return Err(nesting::too_deep("the patched object"));
+    }
+    Ok(())
+}
 /// The merge key of a list field, given the path of field names leading to it.
 fn merge_key(path: &[String], field: &str) -> Option<&'static str> {
     let in_container =
@@ -258,5 +356,73 @@ mod tests {
             .expect_err("missing path");
         assert_eq!(err.code, 422);
         assert_eq!(apply(PatchType::Merge, &deployment(), &json!([1])).expect_err("array").code, 400);
+    }
+
+    /// Run `f` on another thread and fail if it takes longer than `secs`: the inputs below take
+    /// about a second with the fix and many minutes without it.
+    fn finishes_within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("still running: quadratic again?")
+    }
+
+    #[test]
+    fn json_patch_failed_move_leaves_target_and_does_not_panic() {
+        // Found by fuzzing (patch_json): json-patch's undo after a move whose destination is
+        // missing panicked, because the move had already removed its source.
+        let target = json!({"spec": {"containers": [{"name": "c", "image": "c:1"}]}});
+        let patch = json!([
+            {"op": "add", "path": "/spec/containers/0", "value": {"name": "f"}},
+            {"op": "replace", "path": "/spec/containers/1/image", "value": "c:2"},
+            {"op": "move", "from": "/spec/containers/0", "path": "/missing/-"}
+        ]);
+        let err = apply(PatchType::Json, &target, &patch).expect_err("destination missing");
+        assert_eq!(err.code, 422);
+        assert!(err.message.contains("operation '/2'"), "{}", err.message);
+    }
+
+    #[test]
+    fn json_patch_copies_are_bounded() {
+        // Each copy of the root doubles the object: 40 of them would ask for 2^40 copies.
+        let copy_root: Vec<Value> =
+            (0..40).map(|i| json!({"op": "copy", "from": "", "path": format!("/k{i}")})).collect();
+        let err = finishes_within(30, move || {
+            apply(PatchType::Json, &json!({"a": "x".repeat(1000)}), &Value::Array(copy_root))
+        })
+        .expect_err("doubling forever");
+        assert!(err.message.contains("duplicate more than"), "{}", err.message);
+        // Ordinary copies pass.
+        let ok = json!([{"op": "copy", "from": "/metadata/labels", "path": "/spec/selector"}]);
+        let out = apply(PatchType::Json, &json!({"metadata": {"labels": {"a": "b"}}, "spec": {}}), &ok);
+        assert_eq!(out.expect("small copy")["spec"]["selector"], json!({"a": "b"}));
+    }
+
+    #[test]
+    fn json_patch_cannot_nest_past_what_the_store_reads_back() {
+        let deep = |levels: usize| (0..levels).fold(json!(1), |v, _| json!({"a": v}));
+        let path = |levels: usize| "/a".repeat(levels);
+        // A value nested 100 deep added 50 levels down: each part parses, the result would not.
+        let add = json!([{"op": "add", "path": format!("{}/b", path(49)), "value": deep(100)}]);
+        let err = apply(PatchType::Json, &deep(60), &add).expect_err("too deep");
+        assert!(err.message.contains("127 levels"), "{}", err.message);
+        // Chaining the root into its own tip doubles the depth per operation; refused at once.
+        let copy = json!([{"op": "copy", "from": "", "path": format!("{}/b", path(100))}]);
+        assert!(apply(PatchType::Json, &deep(101), &copy).is_err());
+        // Moving a deep branch below another one; moving it back up needs no walk.
+        let target = json!({"x": deep(100), "y": deep(100)});
+        let down = json!([{"op": "move", "from": "/x", "path": format!("/y{}/b", path(30))}]);
+        assert!(apply(PatchType::Json, &target, &down).is_err());
+        let up = json!([{"op": "move", "from": "/x/a/a", "path": "/z"}]);
+        assert!(!nests_deeper_than(&apply(PatchType::Json, &target, &up).expect("up"), 101));
+        // At the limit exactly is fine.
+        let fits = json!([{"op": "add", "path": "/a", "value": deep(MAX_NESTING - 2)}]);
+        assert!(apply(PatchType::Json, &json!({}), &fits).is_ok());
+    }
+
+    #[test]
+    fn json_patch_operation_count_is_limited() {
+        let ops = vec![json!({"op": "test", "path": "", "value": {}}); MAX_JSON_PATCH_OPERATIONS + 1];
+        let err = apply(PatchType::Json, &json!({}), &Value::Array(ops)).expect_err("too many");
+        assert!(err.message.contains("10000"), "{}", err.message);
     }
 }
