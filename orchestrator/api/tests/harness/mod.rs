@@ -17,8 +17,11 @@ use wasmkube_api::{
     yaml,
 };
 
+/// A fuzz target's body: it gets the raw input.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its fuzz binary and its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request_body", request_body),
     ("query_string", query_string),
     ("yaml_decode", yaml_decode),
