@@ -6,9 +6,11 @@
 pub mod apply;
 pub mod cidr;
 pub mod meta;
+pub mod nesting;
 pub mod ownership;
 pub mod patch;
 pub mod protobuf;
+pub mod request;
 pub mod resources;
 mod schema;
 pub mod selectors;

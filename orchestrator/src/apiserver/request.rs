@@ -2,13 +2,11 @@
 //! namespace, plural, name, subresource), query options, and a decoded body with size and
 //! format checks. Nothing here touches the store.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::api::{ApiError, ResourceType, protobuf, resources, validate::MAX_BODY_BYTES};
+use crate::api::{ApiError, ResourceType, resources, validate::MAX_BODY_BYTES};
 
 /// A request path resolved against the resource table.
 #[derive(Debug)]
@@ -55,43 +53,8 @@ pub fn parse_path(group: &str, version: &str, rest: &str) -> Result<ResourcePath
     })
 }
 
-/// Query parameters as a map (last value wins, as Go's `Get` returns the first... both rare).
-pub fn query_map(query: Option<&str>) -> HashMap<String, String> {
-    let mut map = HashMap::new();
-    if let Some(q) = query {
-        for pair in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.insert(percent_decode(k), percent_decode(v));
-        }
-    }
-    map
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Query parameters as a map (decoded in the API crate, where it is fuzzed).
+pub use crate::api::request::query_map;
 
 /// Read the body with the size limit, as raw bytes.
 pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
@@ -104,25 +67,7 @@ pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
 pub fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let content_type =
         headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
-    }
-    if essence.eq_ignore_ascii_case(protobuf::CONTENT_TYPE) {
-        return protobuf::decode(bytes).map_err(ApiError::from);
-    }
-    if essence.ends_with("yaml") {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
-        return crate::api::yaml::from_str_single(text).map_err(ApiError::bad_request);
-    }
-    if !(essence.ends_with("json") || essence.is_empty() || essence == "*/*") {
-        return Err(ApiError::unsupported_body_type(content_type));
-    }
-    // serde_json refuses nesting deeper than 128 levels on its own, so hostile depth is an error,
-    // not a stack overflow.
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    crate::api::request::decode_body(content_type, bytes)
 }
 
 /// Whether the client asked for a server-side Table (`kubectl get`).

@@ -1,0 +1,5 @@
+//! Fuzz target `patch_json`: what it feeds and checks is documented on `harness::patch_json`
+//! (`orchestrator/api/tests/harness/mod.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wasmkube_api_fuzz::patch_json(data));
