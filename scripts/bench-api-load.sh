@@ -7,6 +7,8 @@
 #   scripts/bench-api-load.sh                                  10k and 100k, 8 clients
 #   scripts/bench-api-load.sh --objects 2000 --duration 3      a quick look
 #   NO_ETCD=1 scripts/bench-api-load.sh                        without the etcd column
+#   RELEASE=1 scripts/bench-api-load.sh                        release build (the README's figures;
+#                                                              the first build takes 20+ minutes)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 work="$(mktemp -d)"
@@ -39,8 +41,15 @@ if [ "${NO_ETCD:-}" != 1 ]; then
     echo "bench: reference $(etcd --version | head -1)" >&2
 fi
 
-cargo build -q -p orchestrator --bin wasmkube
-bin=target/debug/wasmkube
+# The dev build compiles generic code (serde_json's encoding and decoding of every object)
+# at opt-level 0 in our crate, which makes lists ~10x slower than they are: measure release.
+if [ "${RELEASE:-}" = 1 ]; then
+    cargo build -q --release -p orchestrator --bin wasmkube
+    bin=target/release/wasmkube
+else
+    cargo build -q -p orchestrator --bin wasmkube
+    bin=target/debug/wasmkube
+fi
 port=$(free_port)
 "$bin" up --data-dir "$work/cluster" --listen "127.0.0.1:$port" >"$work/up.out" 2>"$work/up.err" &
 up_pid=$!

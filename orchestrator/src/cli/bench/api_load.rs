@@ -102,13 +102,15 @@ struct Footprint {
     disk_growth_per_create: Option<f64>,
     after_fill: Option<ProcSample>,
     at_end: Option<ProcSample>,
+    /// Before the benchmark stored anything, to tell memory per stored object.
+    at_start: Option<ProcSample>,
 }
 
 impl Footprint {
     fn json(&self) -> Value {
         json!({"disk_bytes": self.disk_bytes, "written_bytes_per_create": self.written_per_create,
             "written_bytes_per_update": self.written_per_update, "disk_growth_bytes_per_create": self.disk_growth_per_create,
-            "after_fill": self.after_fill, "at_end": self.at_end})
+            "after_fill": self.after_fill, "at_end": self.at_end, "at_start": self.at_start})
     }
 }
 
@@ -137,6 +139,7 @@ impl ApiLoad {
         let mut etcd: Option<Etcd> = None;
         let (mut created, mut etcd_created) = (0, 0);
         let mut report = Vec::new();
+        let (server_start, etcd_start) = (read(self.server_pid)?, read(self.etcd_pid)?);
         for &count in &self.objects {
             while target.namespaces.len() * self.per_namespace < count {
                 let ns = format!("api-load-{run_id}-{}", target.namespaces.len());
@@ -144,7 +147,7 @@ impl ApiLoad {
                 target.namespaces.push(ns);
             }
             info!(objects = count, clients = self.clients, "filling");
-            let mut ours = Footprint::default();
+            let mut ours = Footprint { at_start: server_start, ..Default::default() };
             let (before, disk_before) = (read(self.server_pid)?, self.store_size());
             let create = load::create(&target, created, count).await;
             created = count;
@@ -197,7 +200,9 @@ impl ApiLoad {
                         )?),
                     };
                     info!(objects = count, "etcd reference");
-                    Some(self.etcd_level(etcd, etcd_created, count, in_ns, duration).await?)
+                    let (rows, mut f) = self.etcd_level(etcd, etcd_created, count, in_ns, duration).await?;
+                    f.at_start = etcd_start;
+                    Some((rows, f))
                 }
                 None => None,
             };
@@ -298,7 +303,7 @@ fn print_rows(rows: &[Row]) {
     }
 }
 
-fn print_footprint(who: &str, f: &Footprint, object_bytes: usize) {
+fn print_footprint(who: &str, f: &Footprint, object_bytes: usize, count: usize) {
     let kib = |b: f64| b / 1024.0;
     if let (Some(c), Some(u)) = (f.written_per_create, f.written_per_update) {
         println!(
@@ -315,10 +320,12 @@ fn print_footprint(who: &str, f: &Footprint, object_bytes: usize) {
             kib(f.disk_growth_per_create.unwrap_or(0.0))
         );
     }
-    if let (Some(a), Some(e)) = (f.after_fill, f.at_end) {
+    if let (Some(s), Some(a), Some(e)) = (f.at_start, f.after_fill, f.at_end) {
         println!(
-            "{who}: RSS {:.0} MiB after the fill, {:.0} MiB after the reads, peak {:.0} MiB",
+            "{who}: RSS {:.0} MiB before, {:.0} MiB after the fill ({:.1} KiB per stored object), {:.0} MiB after the reads, peak {:.0} MiB",
+            mib(s.rss),
             mib(a.rss),
+            a.rss.saturating_sub(s.rss) as f64 / 1024.0 / count.max(1) as f64,
             mib(e.rss),
             mib(e.peak_rss)
         );
@@ -349,8 +356,8 @@ fn print_level(
     if let Some((rows, _)) = reference {
         print_rows(rows);
     }
-    print_footprint("wasmkube", ours, object_bytes);
+    print_footprint("wasmkube", ours, object_bytes, count);
     if let Some((_, f)) = reference {
-        print_footprint("etcd", f, object_bytes);
+        print_footprint("etcd", f, object_bytes, count);
     }
 }
