@@ -35,6 +35,7 @@ pub async fn run(client: Client) {
     for (_, cache) in caches.values() {
         cache.wait_synced().await;
     }
+    let mut rounds = crate::controllers::Rounds::new();
     loop {
         for (_, owner_kind, _, dep_kind) in ownership::EDGES {
             let (Some((owner_type, owners)), Some((dep_type, deps))) =
@@ -59,7 +60,7 @@ pub async fn run(client: Client) {
                 }
             }
         }
-        crate::controllers::wait_for_change(&changed).await;
+        rounds.next(&changed).await;
     }
 }
 

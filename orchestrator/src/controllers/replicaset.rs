@@ -38,12 +38,13 @@ pub async fn run(client: Client) {
     replicasets.wait_synced().await;
     pods.wait_synced().await;
     let mut expectations: HashMap<String, Expectation> = HashMap::new();
+    let mut rounds = crate::controllers::Rounds::new();
     loop {
         let all_pods = pods.list();
         for rs in replicasets.list() {
             reconcile(&client, rs_type, pod_type, &rs, &all_pods, &mut expectations).await;
         }
-        crate::controllers::wait_for_change(&changed).await;
+        rounds.next(&changed).await;
     }
 }
 

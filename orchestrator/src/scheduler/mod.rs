@@ -29,9 +29,10 @@ pub async fn run(client: Client) {
     pods.wait_synced().await;
     nodes.wait_synced().await;
     let mut state = RoundState::default();
+    let mut rounds = crate::controllers::Rounds::new();
     loop {
         schedule_round(&client, pod_type, &pods.list(), &nodes.list(), &mut state).await;
-        crate::controllers::wait_for_change(&changed).await;
+        rounds.next(&changed).await;
     }
 }
 

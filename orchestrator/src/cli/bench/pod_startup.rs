@@ -16,23 +16,11 @@ use orchestrator::{api::find_by_kind, client::Client};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::config::ClientOptions;
-
-/// Benchmarks.
-#[derive(clap::Args)]
-pub struct BenchCommand {
-    #[command(subcommand)]
-    which: Which,
-}
-
-#[derive(clap::Subcommand)]
-enum Which {
-    /// Create N pods of a cached HTTP image; time creation → Running and creation → first HTTP 200.
-    PodStartup(PodStartup),
-}
+use super::{Stat, percentiles};
+use crate::cli::config::ClientOptions;
 
 #[derive(clap::Args)]
-struct PodStartup {
+pub struct PodStartup {
     /// How many pods.
     #[arg(long, default_value_t = 100)]
     pods: usize,
@@ -55,24 +43,6 @@ struct PodStartup {
     client: ClientOptions,
 }
 
-impl BenchCommand {
-    pub async fn execute(self) -> anyhow::Result<()> {
-        match self.which {
-            Which::PodStartup(p) => p.run().await,
-        }
-    }
-}
-
-/// p50 and p99 of durations, in milliseconds.
-fn percentiles(mut samples: Vec<Duration>) -> Option<(f64, f64, usize)> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    Some((at(0.5), at(0.99), samples.len()))
-}
-
 #[derive(Default)]
 struct Timings {
     created: HashMap<String, Instant>,
@@ -81,7 +51,7 @@ struct Timings {
 }
 
 impl PodStartup {
-    async fn run(self) -> anyhow::Result<()> {
+    pub async fn run(self) -> anyhow::Result<()> {
         let conn = self.client.connect()?;
         let client = conn.client;
         let namespaces = find_by_kind("v1", "Namespace").context("namespaces")?;
@@ -269,8 +239,6 @@ fn reference_runc(bundle: &std::path::Path, runs: usize) -> anyhow::Result<(f64,
     }
     percentiles(samples).context("no samples")
 }
-
-type Stat = Option<(f64, f64, usize)>;
 
 fn print_table(pods: usize, total: Duration, ours: [Stat; 4], wasmtime: Stat, runc: Stat) {
     println!("pod-startup: a burst of {pods} pods was all answering after {:.2}s", total.as_secs_f64());
