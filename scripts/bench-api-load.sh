@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 work="$(mktemp -d)"
 cleanup() {
-    for pid in ${up_pid:-} ${etcd_pid:-}; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    for pid in ${up_pid:-} ${etcd_pid:-}; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,3 +62,6 @@ mkdir -p bench-results
 # The cluster is thrown away afterwards: --keep skips deleting 100k pods one namespace at a time.
 "$bin" -v bench api-load --kubeconfig "$work/cluster/kubeconfig" --server-pid "$up_pid" \
     --store-file "$work/cluster/store.redb" "${etcd_args[@]}" --keep --json bench-results/api-load.json "$@"
+# The server's own warnings (watches that fell behind, failed writes) explain odd figures.
+cp "$work/up.err" bench-results/api-load-server.log
+echo "bench: the server logged $(grep -c WARN bench-results/api-load-server.log || true) warnings (bench-results/api-load-server.log)" >&2

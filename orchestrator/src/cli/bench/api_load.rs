@@ -285,8 +285,14 @@ fn print_rows(rows: &[Row]) {
     for r in rows {
         let (p50, p99, n) = r.samples.stat().unwrap_or((f64::NAN, f64::NAN, 0));
         let (slo, under) = match r.slo_ms {
-            Some(slo) if n > 0 => (format!("{:.0} ms", slo), format!("{:.0}x", slo / p99)),
-            Some(slo) => (format!("{:.0} ms", slo), "-".into()),
+            Some(slo) if n > 0 => {
+                let under = slo / p99;
+                (
+                    format!("{slo:.0} ms"),
+                    if under < 10.0 { format!("{under:.1}x") } else { format!("{under:.0}x") },
+                )
+            }
+            Some(slo) => (format!("{slo:.0} ms"), "-".into()),
             None => ("-".into(), "-".into()),
         };
         println!(
