@@ -9,6 +9,18 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
+# Prints a phase heading and how long the previous phase took, so a CI log shows where the
+# minutes go.
+phase_name="" phase_start=$start
+phase() {
+    local now
+    now=$(date +%s)
+    [ -n "$phase_name" ] && echo "test.sh: $phase_name took $((now - phase_start))s"
+    phase_name="$1" phase_start=$now
+    [ -n "$1" ] && echo "== $1"
+    return 0
+}
+phase "install test dependencies"
 
 scripts/install-test-deps.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
@@ -16,14 +28,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-echo "== format"
+phase "format"
 cargo fmt --all -- --check
 (cd orchestrator/api/fuzz && cargo fmt --check) # its own workspace
-echo "== sample-app fixtures are current"
+phase "sample-app fixtures are current"
 sample-apps/build.sh --check
-echo "== build (wasmkube binary for the end-to-end tests)"
+phase "build (wasmkube binary for the end-to-end tests)"
 cargo build --locked -p orchestrator --bin wasmkube
-echo "== tests"
+phase "tests"
 profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 cargo nextest run --locked --workspace --profile "$profile" "$@"
@@ -32,7 +44,8 @@ cargo nextest run --locked --workspace --profile "$profile" "$@"
 # targets building. Longer runs by hand: scripts/fuzz.sh SECONDS.
 fuzz_seconds="${FUZZ_SECONDS:-10}"
 if [ "$#" -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
-    echo "== fuzz (${fuzz_seconds}s per target)"
+    phase "fuzz (${fuzz_seconds}s per target)"
     scripts/fuzz.sh "$fuzz_seconds"
 fi
+phase ""
 echo "test.sh: done in $(( $(date +%s) - start ))s"
