@@ -40,9 +40,11 @@ mod error;
 mod host;
 mod http;
 pub mod logs;
+mod policy;
 
 pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
 pub use container::{ContainerSpec, ExitStatus, RunningContainer, STOPPED_COMMAND_EXIT_CODE, start};
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
 pub use error::RuntimeError;
+pub use policy::{Mount, ResourceLimits};
