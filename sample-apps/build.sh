@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the committed guest fixtures (fixtures/*.wasm) from source.
 #
-#   ./build.sh           build both apps for wasm32-wasip2 and copy them into fixtures/
+#   ./build.sh           build every app for wasm32-wasip2 (components), config-echo also for
+#                        wasm32-wasip1 (a core module, the preview 1 sample), into fixtures/
 #   ./build.sh --check   rebuild into a temporary target dir and fail if a committed fixture differs
 #
 # The release profile (opt-level "s", lto, strip, codegen-units 1) gives byte-identical output
@@ -13,8 +14,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 target=wasm32-wasip2
+p1_target=wasm32-wasip1
+apps=(hello-http hello-cli config-echo cpu-burner mem-hog net-probe crasher)
 # cargo names the artifact after the crate: hello-http is a cdylib, so its file uses `_`.
-declare -A artifacts=([hello-http]=hello_http.wasm [hello-cli]=hello-cli.wasm)
+declare -A artifacts=([hello-http]=hello_http.wasm)
+# fixture name -> built file, filled below
+declare -A outputs=()
 
 check=0
 case "${1:-}" in
@@ -23,9 +28,13 @@ case "${1:-}" in
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
-if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
-  echo "build.sh: the $target target is not installed (rustup target add $target); fixtures left as they are" >&2
-  exit 0
+if command -v rustup >/dev/null 2>&1; then
+  for t in "$target" "$p1_target"; do
+    if ! rustup target list --installed | grep -qx "$t"; then
+      echo "build.sh: the $t target is not installed (rustup target add $t); fixtures left as they are" >&2
+      exit 0
+    fi
+  done
 fi
 
 if [[ $check == 1 ]]; then
@@ -39,12 +48,18 @@ else
 fi
 
 cargo build --release "${locked[@]}" --target "$target" --target-dir "$target_dir"
+# The preview 1 sample: the same config-echo source as a core module.
+cargo build --release "${locked[@]}" --target "$p1_target" --target-dir "$target_dir" -p config-echo
+
+for app in "${apps[@]}"; do
+  outputs[fixtures/$app.wasm]="$target_dir/$target/release/${artifacts[$app]:-$app.wasm}"
+done
+outputs[fixtures/config-echo.p1.wasm]="$target_dir/$p1_target/release/config-echo.wasm"
 
 mkdir -p fixtures
 status=0
-for app in hello-http hello-cli; do
-  built="$target_dir/$target/release/${artifacts[$app]}"
-  fixture="fixtures/$app.wasm"
+for fixture in $(printf '%s\n' "${!outputs[@]}" | sort); do
+  built="${outputs[$fixture]}"
   if [[ $check == 1 ]]; then
     if cmp -s "$built" "$fixture"; then
       echo "ok       $fixture"

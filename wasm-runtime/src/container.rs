@@ -11,16 +11,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::component::{LoadedComponent, Pre, World};
 use crate::engine::WasmEngine;
-use crate::host::GuestConfig;
+use crate::host::{DeniedLog, GuestConfig};
+use crate::limits::{CpuBudget, MemoryBudget, Usage};
 use crate::logs::CriLogWriter;
+use crate::network::NetworkPolicy;
+use crate::{Mount, ResourceLimits};
 use crate::{RuntimeError, command, http};
 
-/// What to run and how: the parts of a Kubernetes container spec the runtime needs.
+/// What to run and how: the parts of a Kubernetes container spec the runtime needs. Everything
+/// not granted here is denied (see [`Mount`], [`NetworkPolicy`], [`ResourceLimits`]).
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     /// Container name; the guest's `argv[0]`.
@@ -33,6 +37,58 @@ pub struct ContainerSpec {
     pub http_listen: Option<SocketAddr>,
     /// The CRI-format log file, appended to (created with its directories if missing).
     pub log_path: PathBuf,
+    /// Directories the guest sees (preopens); nothing else of the node's filesystem.
+    pub mounts: Vec<Mount>,
+    /// What the guest may do on the network.
+    pub network: NetworkPolicy,
+    /// The container's own memory and CPU limits.
+    pub limits: ResourceLimits,
+    /// The pod's shared accounts (its memory limit binds all its containers together).
+    pub pod: PodResources,
+    /// How long one HTTP request's instance may run before the client gets a 504 and the
+    /// instance is torn down.
+    pub request_timeout: Duration,
+}
+
+/// Default for [`ContainerSpec::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ContainerSpec {
+    /// A container with nothing granted: no mounts, no network, no limits, the default
+    /// request timeout.
+    pub fn new(name: impl Into<String>, log_path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            http_listen: None,
+            log_path: log_path.into(),
+            mounts: Vec::new(),
+            network: NetworkPolicy::default(),
+            limits: ResourceLimits::default(),
+            pod: PodResources::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Accounts shared by every container of one pod. Cheap to clone; create one per pod.
+#[derive(Debug, Clone, Default)]
+pub struct PodResources {
+    memory: MemoryBudget,
+}
+
+impl PodResources {
+    /// `memory_limit`: the sum of the containers' memory limits when every container has one
+    /// (as the pod-level cgroup), else `None`.
+    pub fn new(memory_limit: Option<u64>) -> Self {
+        Self { memory: MemoryBudget::new(memory_limit) }
+    }
+
+    /// Bytes of linear memory and tables the pod's guests hold right now.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.used()
+    }
 }
 
 /// How a container ended.
@@ -41,7 +97,7 @@ pub struct ExitStatus {
     /// Exit code: the guest's own, 1 for a trap, 137 for a command stopped by `stop()`,
     /// 0 for an HTTP server stopped by `stop()`.
     pub code: i32,
-    /// `"Completed"`, `"Error"` or `"Stopped"`, as in a Kubernetes container's terminated state.
+    /// `"Completed"`, `"Error"`, `"OOMKilled"` or `"Stopped"`, as in a Kubernetes container's terminated state.
     pub reason: String,
     /// Details, e.g. the trap message.
     pub message: Option<String>,
@@ -57,6 +113,10 @@ impl ExitStatus {
 
     pub(crate) fn error(code: i32, message: String) -> Self {
         Self { code, reason: "Error".to_string(), message: Some(message) }
+    }
+
+    pub(crate) fn oom_killed(message: String) -> Self {
+        Self { code: STOPPED_COMMAND_EXIT_CODE, reason: "OOMKilled".to_string(), message: Some(message) }
     }
 
     pub(crate) fn stopped(code: i32, message: Option<String>) -> Self {
@@ -79,6 +139,9 @@ pub struct RunningContainer {
     status: Option<ExitStatus>,
     interrupt: Arc<AtomicBool>,
     requests: Option<Arc<http::GuestTasks>>,
+    memory: MemoryBudget,
+    cpu: CpuBudget,
+    denied: watch::Receiver<Option<String>>,
 }
 
 impl RunningContainer {
@@ -86,9 +149,31 @@ impl RunningContainer {
         world: World,
         stop_tx: oneshot::Sender<Duration>,
         task: JoinHandle<ExitStatus>,
-        interrupt: Arc<AtomicBool>,
+        guest: &GuestConfig,
     ) -> Self {
-        Self { world, http_addr: None, stop_tx: Some(stop_tx), task, status: None, interrupt, requests: None }
+        Self {
+            world,
+            http_addr: None,
+            stop_tx: Some(stop_tx),
+            task,
+            status: None,
+            interrupt: guest.interrupt.clone(),
+            requests: None,
+            memory: guest.memory.clone(),
+            cpu: guest.cpu.clone(),
+            denied: guest.denied.subscribe(),
+        }
+    }
+
+    /// Memory held by the container's live instances and the Wasm CPU time used so far.
+    pub fn usage(&self) -> Usage {
+        Usage { memory_bytes: self.memory.used(), cpu: self.cpu.used() }
+    }
+
+    /// The latest capability use the pod's policy refused (a connect, a bind, an outgoing HTTP
+    /// request), as a message; changes each time one is refused.
+    pub fn policy_denials(&self) -> watch::Receiver<Option<String>> {
+        self.denied.clone()
     }
 
     /// The world of the running component.
@@ -153,22 +238,38 @@ pub async fn start(
     spec: ContainerSpec,
 ) -> Result<RunningContainer, RuntimeError> {
     let log = CriLogWriter::open(&spec.log_path)?;
-    let interrupt = Arc::new(AtomicBool::new(false));
     let mut argv = Vec::with_capacity(spec.args.len() + 1);
     argv.push(spec.name.clone());
     argv.extend(spec.args);
-    let guest = GuestConfig { argv, env: spec.env, log, interrupt: interrupt.clone() };
+    let guest = GuestConfig {
+        argv,
+        env: spec.env,
+        mounts: spec.mounts,
+        network: Arc::new(spec.network),
+        denied: DeniedLog::new(log.clone()),
+        log,
+        memory: MemoryBudget::new(spec.limits.memory_bytes),
+        pod_memory: spec.pod.memory.clone(),
+        cpu: CpuBudget::new(spec.limits.cpu_millis),
+        interrupt: Arc::new(AtomicBool::new(false)),
+    };
     let (stop_tx, stop_rx) = oneshot::channel();
     let span = tracing::info_span!("container", name = %spec.name, digest = component.digest());
     match component.pre() {
         Pre::Command(pre) => {
-            let task = command::start(engine.engine(), pre, guest, stop_rx, span).await?;
-            Ok(RunningContainer::new(World::Command, stop_tx, task, interrupt))
+            let task = command::start(engine.engine(), pre, guest.clone(), stop_rx, span).await?;
+            Ok(RunningContainer::new(World::Command, stop_tx, task, &guest))
+        }
+        Pre::P1(pre) => {
+            let task = command::start_p1(engine.engine(), pre, guest.clone(), stop_rx, span).await?;
+            Ok(RunningContainer::new(World::Command, stop_tx, task, &guest))
         }
         Pre::Http(pre) => {
             let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress { container: spec.name })?;
-            let started = http::start(engine.engine(), pre, guest, addr, stop_rx, span).await?;
-            let mut running = RunningContainer::new(World::HttpProxy, stop_tx, started.task, interrupt);
+            let started =
+                http::start(engine.engine(), pre, guest.clone(), addr, spec.request_timeout, stop_rx, span)
+                    .await?;
+            let mut running = RunningContainer::new(World::HttpProxy, stop_tx, started.task, &guest);
             running.http_addr = Some(started.bound);
             running.requests = Some(started.requests);
             Ok(running)

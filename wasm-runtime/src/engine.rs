@@ -13,10 +13,10 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
-use crate::compile_cache::{CompileCache, sha256_hex};
+use crate::compile_cache::{CompileCache, Compiled, Kind, sha256_hex};
 use crate::component::LoadedComponent;
 use crate::error::wasmtime_message;
-use crate::host::Host;
+use crate::host::{Host, P1Host};
 
 /// How often the engine's epoch advances: the longest a guest runs before yielding to tokio.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -49,6 +49,8 @@ struct Inner {
     engine: Engine,
     /// WASI 0.2 (all of it, including `wasi:cli/*`) plus `wasi:http`, shared by both worlds.
     linker: Linker<Host>,
+    /// WASI preview 1 for core modules.
+    p1_linker: wasmtime::Linker<P1Host>,
     cache: CompileCache,
     pooling: bool,
 }
@@ -64,10 +66,19 @@ impl WasmEngine {
             .map_err(|e| {
                 RuntimeError::Engine(format!("setting up the WASI linker: {}", wasmtime_message(&e)))
             })?;
+        let mut p1_linker = wasmtime::Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |host: &mut P1Host| &mut host.wasi).map_err(
+            |e| {
+                RuntimeError::Engine(format!(
+                    "setting up the WASI preview 1 linker: {}",
+                    wasmtime_message(&e)
+                ))
+            },
+        )?;
         let cache = CompileCache::new(config.cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pooling, "wasm engine ready");
-        Ok(Self { inner: Arc::new(Inner { engine, linker, cache, pooling }) })
+        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pooling }) })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
@@ -106,38 +117,43 @@ impl WasmEngine {
 impl Inner {
     fn load_blocking(&self, path: &Path, label: &str) -> Result<LoadedComponent, RuntimeError> {
         let wasm = std::fs::read(path).map_err(|e| RuntimeError::io("reading Wasm file", path, e))?;
-        check_is_component(path, &wasm)?;
+        let kind = wasm_kind(path, &wasm)?;
         let sha = sha256_hex(&wasm);
         let digest = format!("sha256:{sha}");
         if label != digest {
             tracing::debug!(label, %digest, "caller's digest differs from the Wasm content hash");
         }
-        let (component, outcome) = self.cache.load_or_compile(&self.engine, &wasm, &sha)?;
-        let loaded = LoadedComponent::new(&self.engine, &self.linker, &component, digest, outcome)?;
-        tracing::info!(%label, world = ?loaded.world(), ?outcome, "component loaded");
+        let (compiled, outcome) = self.cache.load_or_compile(&self.engine, &wasm, &sha, kind)?;
+        let loaded = match compiled {
+            Compiled::Component(component) => {
+                LoadedComponent::new(&self.engine, &self.linker, &component, digest, outcome)?
+            }
+            Compiled::Module(module) => {
+                LoadedComponent::new_module(&self.p1_linker, &module, digest, outcome)?
+            }
+        };
+        tracing::info!(%label, kind = loaded.kind_description(), ?outcome, "wasm loaded");
         Ok(loaded)
     }
 }
 
-/// Checks the 8-byte Wasm header: magic, then version and layer (component: 0x0d, layer 1).
-fn check_is_component(path: &Path, wasm: &[u8]) -> Result<(), RuntimeError> {
+/// Reads the 8-byte Wasm header: magic, then version and layer (component: 0x0d, layer 1; core
+/// module: version 1, layer 0, which is what WASI preview 1 programs are).
+fn wasm_kind(path: &Path, wasm: &[u8]) -> Result<Kind, RuntimeError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
         return Err(RuntimeError::NotWasm { path: path.to_path_buf() });
     }
-    let unsupported = |reason: String| RuntimeError::UnsupportedModule { path: path.to_path_buf(), reason };
     match [wasm[4], wasm[5], wasm[6], wasm[7]] {
-        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => Err(unsupported(
-            "this is a core Wasm module (e.g. WASI preview 1, wasm32-wasip1), not a component; \
-             wasmkube runs WASI 0.2 components: build for wasm32-wasip2 or convert it with \
-             `wasm-tools component new --adapt`"
-                .to_string(),
-        )),
-        [v0, v1, layer0, layer1] => Err(unsupported(format!(
-            "unknown Wasm binary version {} layer {}; expected a component (version 13, layer 1)",
-            u16::from_le_bytes([v0, v1]),
-            u16::from_le_bytes([layer0, layer1])
-        ))),
+        [0x0d, 0x00, 0x01, 0x00] => Ok(Kind::Component),
+        [0x01, 0x00, 0x00, 0x00] => Ok(Kind::Module),
+        [v0, v1, layer0, layer1] => Err(RuntimeError::UnsupportedModule {
+            path: path.to_path_buf(),
+            reason: format!(
+                "unknown Wasm binary version {} layer {}; expected a component (version 13, layer 1) or a core module (version 1)",
+                u16::from_le_bytes([v0, v1]),
+                u16::from_le_bytes([layer0, layer1])
+            ),
+        }),
     }
 }
 
@@ -195,12 +211,10 @@ mod tests {
     #[test]
     fn header_check_tells_kinds_apart() {
         let p = Path::new("x.wasm");
-        assert!(matches!(check_is_component(p, b"hello world"), Err(RuntimeError::NotWasm { .. })));
-        assert!(matches!(check_is_component(p, b"\0asm"), Err(RuntimeError::NotWasm { .. })));
-        let core = check_is_component(p, b"\0asm\x01\0\0\0");
-        assert!(
-            matches!(&core, Err(RuntimeError::UnsupportedModule { reason, .. }) if reason.contains("core Wasm module"))
-        );
-        assert!(check_is_component(p, b"\0asm\x0d\0\x01\0").is_ok());
+        assert!(matches!(wasm_kind(p, b"hello world"), Err(RuntimeError::NotWasm { .. })));
+        assert!(matches!(wasm_kind(p, b"\0asm"), Err(RuntimeError::NotWasm { .. })));
+        assert_eq!(wasm_kind(p, b"\0asm\x01\0\0\0").unwrap(), Kind::Module);
+        assert_eq!(wasm_kind(p, b"\0asm\x0d\0\x01\0").unwrap(), Kind::Component);
+        assert!(matches!(wasm_kind(p, b"\0asm\x02\0\0\0"), Err(RuntimeError::UnsupportedModule { .. })));
     }
 }

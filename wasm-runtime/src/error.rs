@@ -46,7 +46,7 @@ pub enum RuntimeError {
 
     /// The component exports neither `wasi:http/incoming-handler` nor `wasi:cli/run`.
     #[error(
-        "component exports neither wasi:http/incoming-handler (wasi:http/proxy world) nor wasi:cli/run (wasi:cli/command world); its exports are: [{}]",
+        "it exports neither wasi:http/incoming-handler (wasi:http/proxy world) nor wasi:cli/run (wasi:cli/command world) nor _start (a WASI preview 1 command); its exports are: [{}]",
         exports.join(", ")
     )]
     UnknownWorld {
@@ -99,6 +99,17 @@ pub enum RuntimeError {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+
+    /// A volume's directory could not be given to the guest (missing, not a directory, no access).
+    #[error("mounting {path} at {container_path} failed: {message}")]
+    Mount {
+        /// The directory on the node.
+        path: PathBuf,
+        /// Where the container was to see it.
+        container_path: String,
+        /// Why.
+        message: String,
     },
 
     /// An internal task ended unexpectedly (a bug in the runtime, reported instead of panicking).

@@ -5,6 +5,11 @@
 //! runs on its own task because it may keep streaming the body after handing over the response.
 //! Stopping: stop accepting, let open connections finish their current request and the guest
 //! tasks end (up to the grace period), then interrupt and drop whatever is left.
+//!
+//! Each request's instance runs under the container's request timeout: past it the client gets
+//! a 504 (if it has no response yet) and the instance is dropped. An instance that goes over the
+//! container's memory limit ends the whole container as `OOMKilled`, as the kernel would end
+//! the process of a Linux container.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +41,7 @@ use crate::command::trap_message;
 use crate::container::ExitStatus;
 use crate::error::wasmtime_message;
 use crate::host::{GuestConfig, Host, new_store};
+use crate::limits::memory::is_memory_limit;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -53,11 +59,12 @@ pub(crate) async fn start(
     pre: &ProxyPre<Host>,
     guest: GuestConfig,
     addr: SocketAddr,
+    request_timeout: Duration,
     stop_rx: oneshot::Receiver<Duration>,
     span: tracing::Span,
 ) -> Result<Started, RuntimeError> {
     // A component that cannot be instantiated would otherwise fail on every request.
-    let mut store = new_store(engine, &guest);
+    let mut store = new_store(engine, &guest)?;
     pre.instantiate_async(&mut store)
         .instrument(span.clone())
         .await
@@ -67,8 +74,14 @@ pub(crate) async fn start(
     let listener = TcpListener::bind(addr).await.map_err(|source| RuntimeError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(|source| RuntimeError::Bind { addr, source })?;
     let requests = Arc::new(GuestTasks::default());
-    let server =
-        Arc::new(Server { engine: engine.clone(), pre: pre.clone(), guest, guests: requests.clone() });
+    let server = Arc::new(Server {
+        engine: engine.clone(),
+        pre: pre.clone(),
+        guest,
+        guests: requests.clone(),
+        request_timeout,
+        oom: Arc::new(Notify::new()),
+    });
     let task = tokio::spawn(serve(listener, server, stop_rx).instrument(span));
     Ok(Started { task, bound, requests })
 }
@@ -78,6 +91,9 @@ struct Server {
     pre: ProxyPre<Host>,
     guest: GuestConfig,
     guests: Arc<GuestTasks>,
+    request_timeout: Duration,
+    /// Signalled when an instance went over the memory limit: the container ends.
+    oom: Arc<Notify>,
 }
 
 /// Accepts until stopped, then drains.
@@ -89,10 +105,15 @@ async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), "http server started");
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    let mut oom_killed = false;
     let grace = loop {
         tokio::select! {
             // A dropped sender means the handle is gone: stop without waiting.
             stop = &mut stop_rx => break stop.unwrap_or(Duration::ZERO),
+            () = server.oom.notified() => {
+                oom_killed = true;
+                break Duration::ZERO;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     connections.spawn(serve_connection(&server, &graceful, stream).in_current_span());
@@ -107,7 +128,14 @@ async fn serve(
         }
     };
     drop(listener);
-    drain(&server, graceful, connections, grace).await
+    let stopped = drain(&server, graceful, connections, grace).await;
+    if oom_killed {
+        let limit = server.guest.memory.limit().or(server.guest.pod_memory.limit()).unwrap_or(0);
+        return ExitStatus::oom_killed(format!(
+            "a request's instance went over the memory limit of {limit} bytes"
+        ));
+    }
+    stopped
 }
 
 /// One HTTP/1.1 connection, watched by `graceful` so stopping can let it finish its request.
@@ -162,7 +190,10 @@ type HttpResult = Result<Response<HyperOutgoingBody>, Infallible>;
 
 /// Handles one request with a fresh instance.
 async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
-    let mut store = new_store(&server.engine, &server.guest);
+    let mut store = match new_store(&server.engine, &server.guest) {
+        Ok(store) => store,
+        Err(e) => return Ok(plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    };
     let (sender, receiver) = oneshot::channel();
     let incoming = match store.data_mut().http().new_incoming_request(Scheme::Http, req) {
         Ok(incoming) => incoming,
@@ -174,15 +205,39 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
         Err(e) => return Ok(internal_error(&e)),
     };
     let pre = server.pre.clone();
+    let timeout = server.request_timeout;
+    let oom = server.oom.clone();
     let guest_task = server.guests.spawn(
         async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+            };
+            // Past the deadline the instance (and its store) is dropped, even mid-body.
+            let result = match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::Error::new(RequestTimedOut(timeout))),
+            };
+            if result.as_ref().is_err_and(is_memory_limit) {
+                oom.notify_one();
+            }
+            result
         }
         .in_current_span(),
     );
 
-    match receiver.await {
+    let answer = match tokio::time::timeout(timeout, receiver).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            guest_task.abort();
+            tracing::warn!(?timeout, "request ran past its deadline; instance torn down");
+            return Ok(plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("the component did not answer within the request timeout of {timeout:?}"),
+            ));
+        }
+    };
+    match answer {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => {
             tracing::warn!(?code, "guest answered the request with an error");
@@ -193,11 +248,17 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> HttpResult {
             Ok(Ok(())) => {
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "the component returned without sending a response")
             }
+            Ok(Err(e)) if e.is::<RequestTimedOut>() => plain(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
             Ok(Err(e)) => internal_error(&e),
             Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"),
         }),
     }
 }
+
+/// A request's instance ran past the container's request timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the component did not finish within the request timeout of {0:?}")]
+struct RequestTimedOut(Duration);
 
 fn internal_error(e: &wasmtime::Error) -> Response<HyperOutgoingBody> {
     // `trap_message` logs the full error with its wasm backtrace.

@@ -9,7 +9,9 @@
 //!   one fresh instance per request;
 //! - `wasi:cli/command` ([`World::Command`]): run once; its exit code is the container's.
 //!
-//! Guests get exactly the pod's argv and environment, no files and no network. Their stdout and
+//! The [`ContainerSpec`] is the guest's whole world, deny by default: its argv and environment,
+//! the directories it is given ([`Mount`]), the network it may use ([`NetworkPolicy`]) and its
+//! memory and CPU limits ([`ResourceLimits`], pod-wide through [`PodResources`]). Its stdout and
 //! stderr are written to a log file in the Kubernetes CRI log format (see [`logs`]).
 //!
 //! ```no_run
@@ -17,13 +19,9 @@
 //! use wasm_runtime::{ContainerSpec, EngineConfig, WasmEngine};
 //! let engine = WasmEngine::new(EngineConfig { cache_dir: "/var/lib/wasmkube/compiled".into() })?;
 //! let component = engine.load_component("app.wasm".as_ref(), "sha256:...").await?;
-//! let spec = ContainerSpec {
-//!     name: "app".into(),
-//!     args: vec![],
-//!     env: vec![("GREETING".into(), "hi".into())],
-//!     http_listen: Some("127.0.0.1:8080".parse().expect("valid address")),
-//!     log_path: "/var/log/pods/default_app_uid/app/0.log".into(),
-//! };
+//! let mut spec = ContainerSpec::new("app", "/var/log/pods/default_app_uid/app/0.log");
+//! spec.env = vec![("GREETING".into(), "hi".into())];
+//! spec.http_listen = Some("127.0.0.1:8080".parse().expect("valid address"));
 //! let mut running = wasm_runtime::start(&engine, &component, spec).await?;
 //! let status = running.stop(std::time::Duration::from_secs(30)).await;
 //! # Ok(()) }
@@ -39,12 +37,19 @@ mod engine;
 mod error;
 mod host;
 mod http;
+mod limits;
 pub mod logs;
+mod network;
 mod policy;
 
 pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
-pub use container::{ContainerSpec, ExitStatus, RunningContainer, STOPPED_COMMAND_EXIT_CODE, start};
+pub use container::{
+    ContainerSpec, DEFAULT_REQUEST_TIMEOUT, ExitStatus, PodResources, RunningContainer,
+    STOPPED_COMMAND_EXIT_CODE, start,
+};
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
 pub use error::RuntimeError;
+pub use limits::{CpuBudget, MemoryBudget, MemoryLimitExceeded, Usage};
+pub use network::{NetworkPolicy, Protocol};
 pub use policy::{Mount, ResourceLimits};

@@ -35,6 +35,10 @@ pub struct AgentCommand {
     /// Port for the log server (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// The cluster's pod network (the `--pod-network` of `wasmkube up`): Wasm pods on this node
+    /// may always connect there; anything else needs the pod's `wasmkube.dev/egress` annotation.
+    #[arg(long, default_value = orchestrator::controllers::nodeipam::DEFAULT_POD_NETWORK)]
+    cluster_cidr: ipnet::IpNet,
 }
 
 /// Where an agent registers its credential (see the API server's bootstrap module).
@@ -78,6 +82,7 @@ impl AgentCommand {
                 node_ip: self.node_ip,
                 port: self.port,
                 proxy_token,
+                cluster_networks: vec![self.cluster_cidr],
             },
         )
         .await

@@ -48,6 +48,8 @@ impl UpCommand {
         let data_dir = self.data_dir.unwrap_or_else(super::config::default_data_dir);
         let pod_network = orchestrator::controllers::nodeipam::PodNetwork::parse(&self.pod_network)
             .map_err(|e| anyhow!("--pod-network: {e}"))?;
+        let cluster_network: ipnet::IpNet =
+            self.pod_network.parse().map_err(|e| anyhow!("--pod-network {}: {e}", self.pod_network))?;
         let options = cluster::Options {
             listen: self.listen,
             pod_network,
@@ -76,6 +78,7 @@ impl UpCommand {
                 node_ip: self.listen.ip(),
                 port: 0,
                 proxy_token: tokens.apiserver.clone(),
+                cluster_networks: vec![cluster_network],
             },
         )
         .await

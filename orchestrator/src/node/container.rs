@@ -17,8 +17,9 @@ use tracing::{info, instrument, warn};
 use super::{
     NodeContext,
     backoff::Backoff,
-    env,
+    env, grants,
     status::{ContainerState, State},
+    volumes::PodVolumes,
 };
 use crate::{
     api::meta,
@@ -34,6 +35,19 @@ pub struct ContainerTask {
     pub shared: Arc<Mutex<ContainerState>>,
     pub dirty: Arc<Notify>,
     pub stop: CancellationToken,
+    /// The pod's volumes, or why they cannot be set up.
+    pub volumes: Arc<Result<PodVolumes, String>>,
+    /// The pod's shared accounts (its memory limit binds its containers together).
+    pub resources: wasm_runtime::PodResources,
+}
+
+/// Everything the Pod spec grants one run of the container.
+struct Grants {
+    env: Vec<(String, String)>,
+    mounts: Vec<wasm_runtime::Mount>,
+    limits: wasm_runtime::ResourceLimits,
+    network: wasm_runtime::NetworkPolicy,
+    request_timeout: Duration,
 }
 
 /// Why a step before running failed: the waiting reason and message to report.
@@ -120,17 +134,8 @@ impl ContainerTask {
             };
             // A missing ConfigMap/Secret is not a crash: the container waits (restartCount
             // unchanged, whatever the restart policy) until the source exists.
-            let node_ip = self.ctx.node_ip.to_string();
-            let env = match env::resolve(
-                &self.ctx.client,
-                &self.pod,
-                &self.spec,
-                &self.pod_ip.to_string(),
-                &node_ip,
-            )
-            .await
-            {
-                Ok(env) => env,
+            let grants = match self.grants().await {
+                Ok(grants) => grants,
                 Err(message) => {
                     self.set(|s| {
                         s.state = State::Waiting {
@@ -146,7 +151,7 @@ impl ContainerTask {
                 }
             };
             let restart = self.shared.lock().map(|s| s.restart_count).unwrap_or(0);
-            let ended = self.run_once(&image, &component, restart, env, &grace).await;
+            let ended = self.run_once(&image, &component, restart, grants, &grace).await;
             let Some((exit, ran_for)) = ended else { return };
             let again = match policy.as_str() {
                 "Never" => false,
@@ -187,11 +192,33 @@ impl ContainerTask {
         }
     }
 
+    /// What the Pod spec grants this container: env, volume mounts, limits, network.
+    async fn grants(&self) -> Result<Grants, String> {
+        let env = env::resolve(
+            &self.ctx.client,
+            &self.pod,
+            &self.spec,
+            &self.pod_ip.to_string(),
+            &self.ctx.node_ip.to_string(),
+        )
+        .await?;
+        let volumes = self.volumes.as_ref().as_ref().map_err(Clone::clone)?;
+        volumes.sync(&self.ctx.client).await?;
+        Ok(Grants {
+            env,
+            mounts: volumes.mounts_for(&self.spec)?,
+            limits: grants::limits(&self.spec)?,
+            network: grants::network(&self.pod, &self.spec, self.pod_ip.into(), &self.ctx.cluster_networks)
+                .await?,
+            request_timeout: grants::request_timeout(&self.pod)?,
+        })
+    }
+
     /// Pull and compile the image.
     async fn prepare(&self) -> Result<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent), StartFailure> {
         let image = self.pull().await?;
         self.set(|s| s.image_id = image_id(&image));
-        let oci_fetch::Artifact::Wasm { path, digest, .. } = &image.artifact else {
+        let oci_fetch::Artifact::Wasm { path, digest, layout } = &image.artifact else {
             return Err(StartFailure {
                 reason: "CreateContainerError",
                 message: format!(
@@ -204,6 +231,15 @@ impl ContainerTask {
             reason: "CreateContainerError",
             message: format!("image \"{}\" cannot run as a Wasm component: {e}", self.image()),
         })?;
+        let packaging = match layout {
+            oci_fetch::WasmLayout::CncfArtifact => "a Wasm OCI artifact (one Wasm layer)",
+            oci_fetch::WasmLayout::WasiImage => "a wasi/wasm image (the .wasm its entrypoint names)",
+        };
+        let message = format!(
+            "Running {} in the Wasm sandbox (wasmtime): the image is {packaging}",
+            component.kind_description()
+        );
+        self.event(EventKind::Normal, "RuntimeSelected", &message).await;
         Ok((image, component))
     }
 
@@ -264,7 +300,7 @@ impl ContainerTask {
         image: &oci_fetch::PulledImage,
         component: &wasm_runtime::LoadedComponent,
         restart: u32,
-        env: Vec<(String, String)>,
+        grants: Grants,
         grace: &Mutex<Duration>,
     ) -> Option<(i32, Duration)> {
         let ns = meta::namespace(&self.pod);
@@ -277,19 +313,20 @@ impl ContainerTask {
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(8080);
-        let args: Vec<String> = ["command", "args"]
+        let mut spec = wasm_runtime::ContainerSpec::new(self.name(), log_path.clone());
+        spec.args = ["command", "args"]
             .iter()
             .flat_map(|k| self.spec[*k].as_array().cloned().unwrap_or_default())
             .filter_map(|a| a.as_str().map(str::to_string))
             .collect();
-        let spec = wasm_runtime::ContainerSpec {
-            name: self.name().to_string(),
-            args,
-            env,
-            http_listen: (component.world() == wasm_runtime::World::HttpProxy)
-                .then_some(SocketAddr::from((self.pod_ip, port))),
-            log_path: log_path.clone(),
-        };
+        spec.env = grants.env;
+        spec.http_listen = (component.world() == wasm_runtime::World::HttpProxy)
+            .then_some(SocketAddr::from((self.pod_ip, port)));
+        spec.mounts = grants.mounts;
+        spec.limits = grants.limits;
+        spec.network = grants.network;
+        spec.request_timeout = grants.request_timeout;
+        spec.pod = self.resources.clone();
         let started_at = meta::now();
         let started = Instant::now();
         self.ctx.logs.set_active(&log_path, true);
@@ -319,6 +356,7 @@ impl ContainerTask {
         });
         info!(world = ?component.world(), "container started");
         self.event(EventKind::Normal, "Started", &format!("Started container {}", self.name())).await;
+        let denials = self.report_denials(running.policy_denials());
         let (exit, stopped) = tokio::select! {
             exit = running.wait() => (exit, false),
             _ = self.stop.cancelled() => {
@@ -327,8 +365,18 @@ impl ContainerTask {
                 (running.stop(grace).await, true)
             }
         };
+        denials.abort();
         self.ctx.logs.set_active(&log_path, false);
         info!(code = exit.code, reason = %exit.reason, "container ended");
+        if exit.reason == "OOMKilled" {
+            let message = exit.message.clone().unwrap_or_default();
+            self.event(
+                EventKind::Warning,
+                "OOMKilled",
+                &format!("Container {} was OOM-killed: {message}", self.name()),
+            )
+            .await;
+        }
         self.set(|s| {
             s.state = State::Terminated {
                 exit_code: exit.code,
@@ -342,6 +390,32 @@ impl ContainerTask {
             return None;
         }
         Some((exit.code, started.elapsed()))
+    }
+}
+
+impl ContainerTask {
+    /// Turns what the sandbox refused (a connect, a bind, an outgoing request) into Warning
+    /// Events, a few per run so a guest retrying in a loop does not flood the API.
+    fn report_denials(
+        &self,
+        mut denials: tokio::sync::watch::Receiver<Option<String>>,
+    ) -> tokio::task::JoinHandle<()> {
+        const MAX_EVENTS_PER_RUN: usize = 5;
+        let mut involved = self.pod.clone();
+        involved["apiVersion"] = "v1".into();
+        involved["kind"] = "Pod".into();
+        let client = self.ctx.client.clone();
+        let container = self.name().to_string();
+        tokio::spawn(async move {
+            for _ in 0..MAX_EVENTS_PER_RUN {
+                if denials.changed().await.is_err() {
+                    return;
+                }
+                let Some(what) = denials.borrow_and_update().clone() else { continue };
+                let message = format!("Container {container}: {what}");
+                emit(&client, &involved, EventKind::Warning, "PolicyDenied", &message, "wasmkube-agent");
+            }
+        })
     }
 }
 

@@ -5,13 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde_json::Value;
 
-use crate::{
-    api::{find_by_kind, meta},
-    client::Client,
-};
+use crate::{api::meta, client::Client};
 
 /// Resolve every variable of `container` in `pod`, whose IP is `pod_ip`.
 pub async fn resolve(
@@ -116,36 +112,15 @@ fn field_ref(pod: &Value, path: &str, pod_ip: &str, host_ip: &str) -> Option<Str
     })
 }
 
-/// The data of a ConfigMap or Secret (Secret values base64-decoded), None if it does not exist.
+/// The data of a ConfigMap or Secret as text (invalid UTF-8 replaced), None if it does not exist.
 async fn fetch_data(
     client: &Client,
     kind: &str,
     ns: &str,
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>, String> {
-    let rt = find_by_kind("v1", kind).ok_or_else(|| format!("{kind} is not served"))?;
-    let Some(obj) = client.get_opt(rt, Some(ns), name).await.map_err(|e| e.to_string())? else {
-        return Ok(None);
-    };
-    let mut out = BTreeMap::new();
-    for (k, v) in obj["data"].as_object().into_iter().flatten() {
-        let raw = v.as_str().unwrap_or("");
-        let value = if kind == "Secret" {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(raw)
-                .map_err(|e| format!("secret {ns}/{name} key {k} is not base64: {e}"))?;
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            raw.to_string()
-        };
-        out.insert(k.clone(), value);
-    }
-    if kind == "Secret" {
-        for (k, v) in obj["stringData"].as_object().into_iter().flatten() {
-            out.insert(k.clone(), v.as_str().unwrap_or("").to_string());
-        }
-    }
-    Ok(Some(out))
+    let data = super::sources::fetch(client, kind, ns, name).await?;
+    Ok(data.map(|d| d.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect()))
 }
 
 #[cfg(test)]

@@ -5,10 +5,13 @@
 mod backoff;
 mod container;
 mod env;
+pub mod grants;
 mod ipam;
 pub mod logs;
 mod registration;
+mod sources;
 mod status;
+mod volumes;
 mod worker;
 
 use std::{
@@ -53,6 +56,8 @@ pub struct AgentConfig {
     /// The token the API server presents when it proxies to this agent (logs); nothing else
     /// is let in.
     pub proxy_token: String,
+    /// The cluster's own networks (the pod network): Wasm pods may always connect there.
+    pub cluster_networks: Vec<ipnet::IpNet>,
 }
 
 /// What every pod worker shares.
@@ -66,6 +71,9 @@ pub(crate) struct NodeContext {
     pub images: oci_fetch::ImageCache,
     pub logs: logs::LogRegistry,
     pub ips: ipam::PodIps,
+    /// `<data-dir>/pods`: each pod's volumes.
+    pub pods_dir: PathBuf,
+    pub cluster_networks: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// A running agent; dropping the handle does not stop it, `shutdown` does.
@@ -121,6 +129,8 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         logs: log_registry,
         ips: ipam::PodIps::new(&pod_cidr)
             .map_err(|e| AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name)))?,
+        pods_dir: config.data_dir.join("pods"),
+        cluster_networks: Arc::new(config.cluster_networks.clone()),
     };
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));

@@ -16,7 +16,9 @@ use tracing::{info, instrument, warn};
 use super::{
     NodeContext,
     container::ContainerTask,
+    grants,
     status::{self, ContainerState},
+    volumes::{self, PodVolumes},
 };
 use crate::api::{find_by_kind, meta, patch::PatchType};
 
@@ -53,6 +55,13 @@ pub async fn run(
     let grace = Arc::new(Mutex::new(Duration::from_secs(
         pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30),
     )));
+    let volumes = Arc::new(PodVolumes::new(&ctx.pods_dir, &pod));
+    if let Ok(v) = volumes.as_ref()
+        && v.has_projections()
+    {
+        tokio::spawn(sync_volumes(ctx.clone(), volumes.clone(), containers_stop.clone()));
+    }
+    let resources = wasm_runtime::PodResources::new(grants::pod_memory_limit(&pod));
     let mut states = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     for spec in pod["spec"]["containers"].as_array().cloned().unwrap_or_default() {
@@ -69,6 +78,8 @@ pub async fn run(
             shared,
             dirty: dirty.clone(),
             stop: containers_stop.clone(),
+            volumes: volumes.clone(),
+            resources: resources.clone(),
         };
         tasks.spawn(task.run(grace.clone()));
     }
@@ -107,6 +118,7 @@ pub async fn run(
                         while tasks.join_next().await.is_some() {}
                         ctx.ips.release(pod_ip);
                         ctx.logs.remove_pod(&ns, &name, &uid);
+                        remove_pod_dir(&ctx, &uid);
                         return;
                     }
                 }
@@ -195,4 +207,32 @@ async fn finalize(ctx: &NodeContext, pod: &Value) {
         Err(e) => warn!(error = %e, "removing pod failed"),
     }
     ctx.logs.remove_pod(meta::namespace(pod), meta::name(pod), meta::uid(pod));
+    remove_pod_dir(ctx, meta::uid(pod));
+}
+
+/// The pod's volumes (emptyDirs, projections) go with the pod.
+fn remove_pod_dir(ctx: &NodeContext, uid: &str) {
+    if uid.is_empty() || uid.contains(['/', '.']) {
+        return;
+    }
+    let dir = volumes::pod_dir(&ctx.pods_dir, uid);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            warn!(error = %e, dir = %dir.display(), "removing the pod's volumes failed");
+        }
+    }
+}
+
+/// Keeps ConfigMap and Secret volumes current while the pod's containers run.
+async fn sync_volumes(ctx: NodeContext, volumes: Arc<Result<PodVolumes, String>>, stop: CancellationToken) {
+    let Ok(v) = volumes.as_ref() else { return };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(volumes::SYNC_PERIOD) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = v.sync(&ctx.client).await {
+            warn!(error = %e, "refreshing the pod's ConfigMap/Secret volumes failed");
+        }
+    }
 }

@@ -18,13 +18,7 @@ struct Options {
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut opts = Options {
-        lines: 3,
-        exit: None,
-        forever: false,
-        interval_ms: 1000,
-        trap: false,
-    };
+    let mut opts = Options { lines: 3, exit: None, forever: false, interval_ms: 1000, trap: false };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {

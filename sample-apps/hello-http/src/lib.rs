@@ -3,6 +3,9 @@
 //! The greeting comes from the environment (`GREETING`, `POD_NAME`) so tests and the
 //! sample Deployment can see that a pod's `env` (including the downward API) reaches the guest.
 //! Each request also writes one line to stdout so the pod's logs show traffic.
+//!
+//! Two paths misbehave on purpose, for the runtime's limits: `/spin` computes forever (the
+//! request timeout must end it) and `/alloc/N` holds N MiB while answering (the memory limit).
 
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -22,7 +25,16 @@ impl wasip2::exports::http::incoming_handler::Guest for App {
 
         let greeting = env_or("GREETING", DEFAULT_GREETING);
         let pod_name = env_or("POD_NAME", DEFAULT_POD_NAME);
-        let body_text = format!("Hello from {pod_name}! {greeting}\n");
+        let mut body_text = format!("Hello from {pod_name}! {greeting}\n");
+        if path == "/spin" {
+            spin_forever();
+        }
+        // Kept alive until the response is written.
+        let mut _held = Vec::new();
+        if let Some(mib) = path.strip_prefix("/alloc/").and_then(|n| n.parse::<usize>().ok()) {
+            _held = vec![0x5au8; mib << 20];
+            body_text = format!("allocated {mib} MiB\n");
+        }
 
         // Header values are ASCII literals and the length is a number, so appending cannot fail
         // on content; if it ever does we still send the body, just without that header.
@@ -52,6 +64,13 @@ impl wasip2::exports::http::incoming_handler::Guest for App {
         if let Err(e) = OutgoingBody::finish(body, None) {
             eprintln!("hello-http: finishing the body failed: {e:?}");
         }
+    }
+}
+
+fn spin_forever() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
 }
 

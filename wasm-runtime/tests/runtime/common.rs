@@ -54,13 +54,9 @@ impl TestEnv {
     }
 
     pub fn spec(&self, name: &str, args: &[&str]) -> ContainerSpec {
-        ContainerSpec {
-            name: name.to_string(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: Vec::new(),
-            http_listen: None,
-            log_path: self.log_path(name),
-        }
+        let mut spec = ContainerSpec::new(name, self.log_path(name));
+        spec.args = args.iter().map(|a| a.to_string()).collect();
+        spec
     }
 }
 
@@ -74,4 +70,15 @@ pub fn read_log(path: &Path) -> Vec<CriLine> {
 
 pub fn contents(lines: &[CriLine], stream: Stream) -> Vec<String> {
     lines.iter().filter(|l| l.stream == stream).map(|l| l.content.clone()).collect()
+}
+
+/// Polls the log until a line on `stream` satisfies `matches` (or the test times out), and
+/// returns that line. Polling a file the guest writes is the only way to observe it.
+pub async fn wait_for_log(path: &Path, stream: Stream, matches: impl Fn(&str) -> bool) -> String {
+    loop {
+        if let Some(line) = contents(&read_log(path), stream).into_iter().find(|l| matches(l)) {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -56,7 +56,7 @@ async fn raw_get(addr: SocketAddr) -> String {
 }
 
 /// Sends one HTTP/1.1 request with `Connection: close` and returns (status line, body).
-async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");

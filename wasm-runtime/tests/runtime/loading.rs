@@ -17,13 +17,13 @@ async fn non_wasm_bytes_are_rejected() {
 }
 
 #[tokio::test]
-async fn a_core_module_is_unsupported_with_a_clear_error() {
+async fn a_core_module_without_start_is_rejected_with_its_exports() {
     within(async {
         let env = TestEnv::new();
-        let path = env.write_wat("core", "(module)");
+        let path = env.write_wat("core", r#"(module (func (export "main")))"#);
         let err = env.engine.load_component(&path, "x").await.err().expect("rejected");
-        assert!(matches!(err, RuntimeError::UnsupportedModule { .. }), "{err}");
-        assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+        assert!(matches!(err, RuntimeError::UnknownWorld { .. }), "{err}");
+        assert!(err.to_string().contains("main"), "{err}");
     })
     .await
 }

@@ -4,4 +4,6 @@
 mod command;
 mod common;
 mod http;
+mod limits;
 mod loading;
+mod policy;

@@ -1,0 +1,179 @@
+//! The Pod spec as a Wasm container's capability policy, end to end through kubectl: a
+//! ConfigMap volume and env reach the guest (and an update reaches the running guest), a path it
+//! was not given is unreadable, connecting out needs the egress annotation (refusals show in
+//! `kubectl logs` and as Events), a memory limit ends in OOMKilled, and a WASI preview 1 module
+//! runs too, with the runtime's choice told in an Event.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmkube_e2e::cluster::{Cluster, eventually};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn apply(cluster: &Cluster, dir: &std::path::Path, name: &str, yaml: &str) -> anyhow::Result<()> {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml)?;
+    cluster.kubectl_ok(&["apply", "-f", &file.display().to_string()])?;
+    Ok(())
+}
+
+fn logs_containing(cluster: &Cluster, pod: &str, needle: &str) -> anyhow::Result<String> {
+    eventually(&format!("{needle:?} in the logs of {pod}"), PATIENCE, || {
+        let logs = cluster.kubectl_ok(&["logs", pod])?;
+        Ok(logs.contains(needle).then_some(logs))
+    })
+}
+
+fn events_for(cluster: &Cluster, pod: &str) -> anyhow::Result<Vec<Value>> {
+    let selector = format!("involvedObject.name={pod}");
+    let list = cluster.get_json(&["events", "--field-selector", &selector])?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+fn event_with_reason(cluster: &Cluster, pod: &str, reason: &str) -> anyhow::Result<String> {
+    eventually(&format!("a {reason} event for {pod}"), PATIENCE, || {
+        Ok(events_for(cluster, pod)?
+            .iter()
+            .find(|e| e["reason"] == reason)
+            .map(|e| e["message"].as_str().unwrap_or("").to_string()))
+    })
+}
+
+#[test]
+fn the_pod_spec_grants_files_env_and_network_and_nothing_else() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    cluster.side_load("config-echo.wasm", "example.local/config-echo:1")?;
+    cluster.side_load("config-echo.p1.wasm", "example.local/config-echo-p1:1")?;
+    cluster.side_load("net-probe.wasm", "example.local/net-probe:1")?;
+    cluster.kubectl_ok(&["create", "configmap", "app-config", "--from-literal=greeting=first"])?;
+
+    // Files and env: the ConfigMap as a volume and as env; /etc/passwd is not there.
+    apply(
+        &cluster,
+        work.path(),
+        "echo",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: echo}
+spec:
+  containers:
+  - name: echo
+    image: example.local/config-echo:1
+    args: [--every, '200', /etc/app, /etc/passwd]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: app-config, key: greeting}}
+    volumeMounts: [{name: conf, mountPath: /etc/app}]
+  volumes: [{name: conf, configMap: {name: app-config}}]
+",
+    )?;
+    let logs = logs_containing(&cluster, "echo", "file /etc/app/greeting: first")?;
+    assert!(logs.contains("env GREETING=first"), "{logs}");
+    assert!(logs.contains("config-echo: cannot read /etc/passwd"), "{logs}");
+    let selected = event_with_reason(&cluster, "echo", "RuntimeSelected")?;
+    assert!(selected.contains("wasi:cli/command component"), "{selected}");
+
+    // An update of the ConfigMap reaches the running guest's files (env stays as it started).
+    cluster.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "app-config",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"greeting":"second"}}"#,
+    ])?;
+    let logs = logs_containing(&cluster, "echo", "file /etc/app/greeting: second")?;
+    assert!(logs.contains("--- changed"), "{logs}");
+    let pod = cluster.get_json(&["pod", "echo"])?;
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "updated in place, not restarted");
+
+    // The network: no egress, the connect is refused and says why; with egress it connects.
+    let outside = TcpListener::bind("127.0.0.1:0")?;
+    let addr = outside.local_addr()?.to_string();
+    let probe = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}{annotations}}}
+spec:
+  restartPolicy: Never
+  containers: [{{name: probe, image: example.local/net-probe:1, args: [connect, '{addr}']}}]
+"
+        )
+    };
+    apply(&cluster, work.path(), "closed", &probe("closed", ""))?;
+    let logs = logs_containing(&cluster, "closed", "net-probe: connect")?;
+    assert!(logs.contains(&format!("net-probe: connect to {addr} failed")), "{logs}");
+    assert!(logs.contains(&format!("[wasmkube] denied by the pod's policy: connect tcp {addr}")), "{logs}");
+    let denied = event_with_reason(&cluster, "closed", "PolicyDenied")?;
+    assert!(denied.contains(&format!("connect tcp {addr}")), "{denied}");
+    apply(
+        &cluster,
+        work.path(),
+        "open",
+        &probe("open", ", annotations: {wasmkube.dev/egress: '127.0.0.1/32'}"),
+    )?;
+    logs_containing(&cluster, "open", &format!("net-probe: connected to {addr}"))?;
+
+    // A WASI preview 1 module under the same grants.
+    apply(
+        &cluster,
+        work.path(),
+        "p1",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: p1}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: echo
+    image: example.local/config-echo-p1:1
+    args: [/etc/app]
+    env: [{name: WORLD, value: preview1}]
+    volumeMounts: [{name: conf, mountPath: /etc/app}]
+  volumes: [{name: conf, configMap: {name: app-config}}]
+",
+    )?;
+    cluster.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/p1", "--timeout=60s"])?;
+    let logs = cluster.kubectl_ok(&["logs", "p1"])?;
+    assert!(logs.contains("env WORLD=preview1") && logs.contains("file /etc/app/greeting: second"), "{logs}");
+    let selected = event_with_reason(&cluster, "p1", "RuntimeSelected")?;
+    assert!(selected.contains("WASI preview 1 module"), "{selected}");
+    Ok(())
+}
+
+#[test]
+fn a_memory_limit_ends_in_oom_killed() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    cluster.side_load("mem-hog.wasm", "example.local/mem-hog:1")?;
+    apply(
+        &cluster,
+        work.path(),
+        "hog",
+        "apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: example.local/mem-hog:1
+    args: [--step-mib, '4', --every-ms, '10']
+    resources: {limits: {memory: 32Mi}}
+",
+    )?;
+    cluster.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Failed", "pod/hog", "--timeout=60s"])?;
+    let pod = cluster.get_json(&["pod", "hog"])?;
+    let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(terminated["reason"], "OOMKilled", "{terminated}");
+    assert_eq!(terminated["exitCode"], 137, "{terminated}");
+    let event = event_with_reason(&cluster, "hog", "OOMKilled")?;
+    assert!(event.contains("memory limit exceeded"), "{event}");
+    let logs = cluster.kubectl_ok(&["logs", "hog"])?;
+    assert!(logs.contains("mem-hog: holding 28 MiB") || logs.contains("mem-hog: holding 24 MiB"), "{logs}");
+    Ok(())
+}
