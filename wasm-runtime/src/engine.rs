@@ -21,22 +21,34 @@ use crate::host::{Host, P1Host};
 /// How often the engine's epoch advances: the longest a guest runs before yielding to tokio.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Pool sizes for the pooling allocator. Small on purpose: every slot reserves virtual address
-/// space (a 4 GiB memory slot plus guards), and `wasmtime serve`'s default of 1000 would reserve
-/// several TiB. 128 concurrent component instances (running commands plus in-flight HTTP
-/// requests) per node is enough for now; exhausting the pool fails that one instantiation.
-const POOL_COMPONENT_INSTANCES: u32 = 128;
-/// A Rust-std component has a handful of core instances (main module plus adapter shims).
-const POOL_CORE_INSTANCES: u32 = POOL_COMPONENT_INSTANCES * 8;
-const POOL_MEMORIES: u32 = POOL_COMPONENT_INSTANCES * 2;
-const POOL_TABLES: u32 = POOL_COMPONENT_INSTANCES * 2;
-const POOL_STACKS: u32 = POOL_COMPONENT_INSTANCES;
+/// How much of the node's memory one pooled instance slot stands for: the pool holds one
+/// component instance per this many bytes of allocatable memory. A slot costs nothing until it
+/// is used (it is virtual address space: a 4 GiB memory reservation plus guard), and a small
+/// Rust component runs in 1-2 MiB, so this lets a node fill its memory with small instances.
+pub const BYTES_PER_INSTANCE_SLOT: u64 = 2 << 20;
+/// Fewest instance slots the pool is sized for, even on a tiny node.
+pub const MIN_INSTANCE_SLOTS: u32 = 128;
+/// Most instance slots: 10,000 memory slots reserve about 40 TiB of the 128 TiB user address
+/// space of x86-64, which leaves room for everything else.
+pub const MAX_INSTANCE_SLOTS: u32 = 10_000;
 
 /// Settings for a [`WasmEngine`].
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Where compiled components are cached; created if missing.
     pub cache_dir: PathBuf,
+    /// Memory the node gives to pods (its allocatable memory), which sizes the instance pool;
+    /// `None` sizes it for [`MIN_INSTANCE_SLOTS`].
+    pub allocatable_memory: Option<u64>,
+}
+
+impl EngineConfig {
+    /// The number of component instances (running commands plus in-flight HTTP requests) the
+    /// pool is sized for.
+    pub fn instance_slots(&self) -> u32 {
+        let by_memory = self.allocatable_memory.map_or(0, |m| m / BYTES_PER_INSTANCE_SLOT);
+        by_memory.clamp(u64::from(MIN_INSTANCE_SLOTS), u64::from(MAX_INSTANCE_SLOTS)) as u32
+    }
 }
 
 /// The shared Wasm engine of a node. Cheap to clone (an `Arc` inside).
@@ -52,14 +64,15 @@ struct Inner {
     /// WASI preview 1 for core modules.
     p1_linker: wasmtime::Linker<P1Host>,
     cache: CompileCache,
-    pooling: bool,
+    /// Instance slots of the pooling allocator; 0 when allocating on demand.
+    pool_slots: u32,
 }
 
 impl WasmEngine {
     /// Creates the engine (pooling allocator if it can reserve its pools, else on-demand),
     /// starts its epoch ticker thread and prepares the compile cache directory.
     pub fn new(config: EngineConfig) -> Result<Self, RuntimeError> {
-        let (engine, pooling) = build_engine()?;
+        let (engine, pool_slots) = build_engine(config.instance_slots())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -77,8 +90,8 @@ impl WasmEngine {
         )?;
         let cache = CompileCache::new(config.cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
-        tracing::info!(pooling, "wasm engine ready");
-        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pooling }) })
+        tracing::info!(pool_slots, "wasm engine ready");
+        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pool_slots }) })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
@@ -106,7 +119,12 @@ impl WasmEngine {
 
     /// Whether the pooling allocator is in use (false after falling back to on-demand).
     pub fn uses_pooling_allocator(&self) -> bool {
-        self.inner.pooling
+        self.inner.pool_slots > 0
+    }
+
+    /// How many component instances the pool holds (0: on-demand allocation, no fixed limit).
+    pub fn pool_slots(&self) -> u32 {
+        self.inner.pool_slots
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -164,26 +182,40 @@ fn base_config() -> Config {
     config
 }
 
-/// Tries the pooling allocator first, then on-demand allocation (e.g. under a `ulimit -v` that
-/// cannot hold the pools' address-space reservation).
-fn build_engine() -> Result<(Engine, bool), RuntimeError> {
-    let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
-        .total_core_instances(POOL_CORE_INSTANCES)
-        .total_memories(POOL_MEMORIES)
-        .total_tables(POOL_TABLES)
-        .total_stacks(POOL_STACKS);
-    let mut pooled = base_config();
-    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&pooled) {
-        Ok(engine) => Ok((engine, true)),
-        Err(e) => {
-            tracing::warn!(error = %wasmtime_message(&e), "pooling allocator unavailable; using on-demand allocation");
-            Engine::new(&base_config())
-                .map(|engine| (engine, false))
-                .map_err(|e| RuntimeError::Engine(wasmtime_message(&e)))
+/// Tries the pooling allocator with `slots` instance slots, then with a quarter as many each
+/// time the address space cannot hold the reservation (e.g. under `ulimit -v`), down to
+/// [`MIN_INSTANCE_SLOTS`], then on-demand allocation.
+fn build_engine(slots: u32) -> Result<(Engine, u32), RuntimeError> {
+    let mut slots = slots.max(MIN_INSTANCE_SLOTS);
+    loop {
+        match Engine::new(&pooled_config(slots)) {
+            Ok(engine) => return Ok((engine, slots)),
+            Err(e) if slots > MIN_INSTANCE_SLOTS => {
+                tracing::warn!(slots, error = %wasmtime_message(&e), "instance pool too large for this address space; trying a smaller one");
+                slots = (slots / 4).max(MIN_INSTANCE_SLOTS);
+            }
+            Err(e) => {
+                tracing::warn!(error = %wasmtime_message(&e), "pooling allocator unavailable; using on-demand allocation");
+                return Engine::new(&base_config())
+                    .map(|engine| (engine, 0))
+                    .map_err(|e| RuntimeError::Engine(wasmtime_message(&e)));
+            }
         }
     }
+}
+
+fn pooled_config(slots: u32) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    // A Rust-std component has a handful of core instances (main module plus adapter shims)
+    // but usually one memory and one table; HTTP instances come and go, so leave headroom.
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(8))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(2))
+        .total_stacks(slots);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
 }
 
 /// One thread per engine; it holds only a weak reference so it ends (within one tick) once the

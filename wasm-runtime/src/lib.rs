@@ -17,7 +17,10 @@
 //! ```no_run
 //! # async fn example() -> Result<(), wasm_runtime::RuntimeError> {
 //! use wasm_runtime::{ContainerSpec, EngineConfig, WasmEngine};
-//! let engine = WasmEngine::new(EngineConfig { cache_dir: "/var/lib/wasmkube/compiled".into() })?;
+//! let engine = WasmEngine::new(EngineConfig {
+//!     cache_dir: "/var/lib/wasmkube/compiled".into(),
+//!     allocatable_memory: Some(8 << 30),
+//! })?;
 //! let component = engine.load_component("app.wasm".as_ref(), "sha256:...").await?;
 //! let mut spec = ContainerSpec::new("app", "/var/log/pods/default_app_uid/app/0.log");
 //! spec.env = vec![("GREETING".into(), "hi".into())];

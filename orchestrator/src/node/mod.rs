@@ -106,6 +106,7 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         .map_err(|e| setup("opening the image cache", &e))?;
     let engine = wasm_runtime::WasmEngine::new(wasm_runtime::EngineConfig {
         cache_dir: config.data_dir.join("compiled"),
+        allocatable_memory: registration::memory_bytes(),
     })
     .map_err(|e| setup("starting the Wasm engine", &e))?;
     let log_registry = logs::LogRegistry::new(config.data_dir.join("logs"));

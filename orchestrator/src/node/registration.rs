@@ -15,18 +15,17 @@ use crate::{
 
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// The node's memory (`MemTotal`), which it reports as capacity and allocatable.
+pub fn memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
 fn node_status(config: &AgentConfig, port: u16) -> Value {
     let now = meta::now();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let memory_kib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let memory_kib = memory_bytes().unwrap_or(0) / 1024;
     let resources = json!({"cpu": cpus.to_string(), "memory": format!("{memory_kib}Ki"), "pods": "1000"});
     json!({
         "capacity": resources, "allocatable": resources,

@@ -28,7 +28,9 @@ pub struct TestEnv {
 impl TestEnv {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let engine = WasmEngine::new(EngineConfig { cache_dir: dir.path().join("cache") }).expect("engine");
+        let engine =
+            WasmEngine::new(EngineConfig { cache_dir: dir.path().join("cache"), allocatable_memory: None })
+                .expect("engine");
         Self { engine, dir }
     }
 

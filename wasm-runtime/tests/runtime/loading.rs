@@ -67,8 +67,11 @@ async fn the_second_load_comes_from_the_disk_cache() {
         assert!(first.digest().starts_with("sha256:"));
 
         // A new engine (a restarted node agent) with the same configuration reuses the file.
-        let restarted =
-            WasmEngine::new(EngineConfig { cache_dir: env.dir.path().join("cache") }).expect("engine");
+        let restarted = WasmEngine::new(EngineConfig {
+            cache_dir: env.dir.path().join("cache"),
+            allocatable_memory: None,
+        })
+        .expect("engine");
         let reloaded = restarted.load_component(&path, "a").await.expect("loads");
         assert_eq!(reloaded.compile_outcome(), CompileOutcome::Cached);
         assert_eq!(reloaded.world(), World::HttpProxy);
@@ -95,6 +98,33 @@ async fn a_corrupt_cache_entry_is_recompiled() {
         }
         let again = env.engine.load_component(&path, "a").await.expect("loads");
         assert_eq!(again.compile_outcome(), CompileOutcome::Compiled);
+    })
+    .await
+}
+
+/// A node with plenty of memory gets a pool sized to it (here the 10,000-slot maximum), and the
+/// engine can still run a component from it.
+#[tokio::test]
+async fn the_pool_is_sized_from_allocatable_memory() {
+    within(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = EngineConfig { cache_dir: dir.path().join("cache"), allocatable_memory: Some(64 << 30) };
+        assert_eq!(config.instance_slots(), 10_000);
+        let engine = WasmEngine::new(config).expect("engine");
+        // The maximum fits the x86-64 address space (unless a `ulimit -v` forbids it; then the
+        // pool steps down, which is also fine).
+        let unlimited = std::fs::read_to_string("/proc/self/limits")
+            .is_ok_and(|l| l.lines().any(|l| l.starts_with("Max address space") && l.contains("unlimited")));
+        if unlimited && cfg!(target_arch = "x86_64") {
+            assert_eq!(engine.pool_slots(), 10_000);
+        }
+        assert!(engine.pool_slots() >= 128, "{}", engine.pool_slots());
+        let small = EngineConfig { cache_dir: dir.path().join("cache"), allocatable_memory: Some(1 << 20) };
+        assert_eq!(small.instance_slots(), 128);
+        let component = engine.load_component(&fixture("hello-cli.wasm"), "x").await.expect("loads");
+        let spec = wasm_runtime::ContainerSpec::new("hello", dir.path().join("hello.log"));
+        let status = wasm_runtime::start(&engine, &component, spec).await.expect("starts").wait().await;
+        assert!(status.success(), "{status:?}");
     })
     .await
 }
