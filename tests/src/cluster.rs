@@ -342,6 +342,23 @@ impl Cluster {
         self.wasmkube_ok(&["load", &file, "--name", image, "--node-data-dir", &node_dir])
     }
 
+    /// The kubelet-style `/stats/summary` of the `up` node's agent, read with the API server's
+    /// token as the API server would.
+    pub fn node_stats(&self, node_name: &str) -> anyhow::Result<serde_json::Value> {
+        let tokens: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("tokens.json"))?)?;
+        let token = tokens["apiserver"].as_str().context("no apiserver token")?;
+        let node = self.get_json(&["node", node_name])?;
+        let port = &node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"];
+        let (code, body) = http_get_with(
+            &format!("127.0.0.1:{port}"),
+            "/stats/summary",
+            &format!("Authorization: Bearer {token}\r\n"),
+        )?;
+        anyhow::ensure!(code == 200, "/stats/summary answered {code}: {body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+
     /// Start another node with `wasmkube agent` and wait until it has joined.
     pub fn join_agent(&self, data_dir: &Path, node_name: &str) -> anyhow::Result<Process> {
         let log = data_dir.with_extension("agent.log");
@@ -370,9 +387,14 @@ impl Cluster {
 
 /// A plain HTTP/1.1 GET; returns (status code, body).
 pub fn http_get(host_port: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    http_get_with(host_port, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+pub fn http_get_with(host_port: &str, path: &str, headers: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(host_port).with_context(|| format!("connecting to {host_port}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\n{headers}Connection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

@@ -75,6 +75,12 @@ spec:
     assert!(logs.contains("config-echo: cannot read /etc/passwd"), "{logs}");
     let selected = event_with_reason(&cluster, "echo", "RuntimeSelected")?;
     assert!(selected.contains("wasi:cli/command component"), "{selected}");
+    // Its usage is kept for metrics, in the kubelet's Summary API shape.
+    let stats = cluster.node_stats("node-a")?;
+    let pod = stats["pods"].as_array().into_iter().flatten().find(|p| p["podRef"]["name"] == "echo");
+    let container = &pod.expect("the echo pod in /stats/summary")["containers"][0];
+    assert!(container["memory"]["workingSetBytes"].as_u64() > Some(0), "{container}");
+    assert!(container["cpu"]["usageCoreNanoSeconds"].is_u64(), "{container}");
 
     // An update of the ConfigMap reaches the running guest's files (env stays as it started).
     cluster.kubectl_ok(&[

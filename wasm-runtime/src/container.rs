@@ -129,6 +129,20 @@ impl ExitStatus {
     }
 }
 
+/// Reads a container's usage; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UsageMeter {
+    memory: MemoryBudget,
+    cpu: CpuBudget,
+}
+
+impl UsageMeter {
+    /// Memory held now and CPU used so far.
+    pub fn read(&self) -> Usage {
+        Usage { memory_bytes: self.memory.used(), cpu: self.cpu.used() }
+    }
+}
+
 /// A running container. Dropping it without `stop()` kills the container (it never outlives
 /// its handle, so no sandbox is ever orphaned).
 pub struct RunningContainer {
@@ -167,7 +181,13 @@ impl RunningContainer {
 
     /// Memory held by the container's live instances and the Wasm CPU time used so far.
     pub fn usage(&self) -> Usage {
-        Usage { memory_bytes: self.memory.used(), cpu: self.cpu.used() }
+        self.usage_meter().read()
+    }
+
+    /// A handle that reads [`RunningContainer::usage`] from elsewhere (e.g. a metrics endpoint),
+    /// for as long as anyone holds it.
+    pub fn usage_meter(&self) -> UsageMeter {
+        UsageMeter { memory: self.memory.clone(), cpu: self.cpu.clone() }
     }
 
     /// The latest capability use the pod's policy refused (a connect, a bind, an outgoing HTTP

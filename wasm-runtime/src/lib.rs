@@ -49,7 +49,7 @@ pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
 pub use container::{
     ContainerSpec, DEFAULT_REQUEST_TIMEOUT, ExitStatus, PodResources, RunningContainer,
-    STOPPED_COMMAND_EXIT_CODE, start,
+    STOPPED_COMMAND_EXIT_CODE, UsageMeter, start,
 };
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
 pub use error::RuntimeError;

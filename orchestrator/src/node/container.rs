@@ -357,6 +357,13 @@ impl ContainerTask {
         info!(world = ?component.world(), "container started");
         self.event(EventKind::Normal, "Started", &format!("Started container {}", self.name())).await;
         let denials = self.report_denials(running.policy_denials());
+        let at = super::stats::ContainerRef {
+            namespace: ns.to_string(),
+            pod: pod_name.to_string(),
+            uid: meta::uid(&self.pod).to_string(),
+            container: self.name().to_string(),
+        };
+        let _metered = self.ctx.usage.register(at, running.usage_meter());
         let (exit, stopped) = tokio::select! {
             exit = running.wait() => (exit, false),
             _ = self.stop.cancelled() => {

@@ -80,19 +80,25 @@ impl LogRegistry {
 struct ServerState {
     logs: LogRegistry,
     token: Arc<String>,
+    usage: super::stats::UsageRegistry,
+    node_name: Arc<String>,
 }
 
-/// Serve `/containerLogs/{ns}/{pod}/{container}` until stopped.
+/// Serve `/containerLogs/{ns}/{pod}/{container}` and `/stats/summary` (see `stats`) until
+/// stopped. Both need the API server's token.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     logs: LogRegistry,
+    usage: super::stats::UsageRegistry,
+    node_name: String,
     token: String,
     stop: CancellationToken,
 ) {
     let app = Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
+        .route("/stats/summary", get(stats_summary))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(ServerState { logs, token: Arc::new(token) });
+        .with_state(ServerState { logs, token: Arc::new(token), usage, node_name: Arc::new(node_name) });
     let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
 }
 
@@ -137,18 +143,30 @@ impl LogOptions {
     }
 }
 
+async fn stats_summary(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state.token) {
+        return status(401, "Unauthorized", "Unauthorized".into());
+    }
+    let body = state.usage.summary(&state.node_name);
+    ([("content-type", "application/json")], body.to_string()).into_response()
+}
+
+/// Only the API server (which proxies for users) may read logs and stats.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token)
+}
+
 async fn container_logs(
     State(state): State<ServerState>,
     UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == state.token.as_str());
-    if !authorized {
+    if !authorized(&headers, &state.token) {
         return status(401, "Unauthorized", "Unauthorized".into());
     }
     let opts = match LogOptions::parse(&q) {

@@ -10,6 +10,7 @@ mod ipam;
 pub mod logs;
 mod registration;
 mod sources;
+pub mod stats;
 mod status;
 mod volumes;
 mod worker;
@@ -73,6 +74,8 @@ pub(crate) struct NodeContext {
     pub ips: ipam::PodIps,
     /// `<data-dir>/pods`: each pod's volumes.
     pub pods_dir: PathBuf,
+    /// Usage of the running containers, for `/stats/summary`.
+    pub usage: stats::UsageRegistry,
     pub cluster_networks: Arc<Vec<ipnet::IpNet>>,
 }
 
@@ -115,7 +118,15 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         .map_err(|e| setup(&format!("binding the log server on {}:{}", config.node_ip, config.port), &e))?;
     let log_addr = listener.local_addr().map_err(|e| setup("log server address", &e))?;
     let stop = CancellationToken::new();
-    tokio::spawn(logs::serve(listener, log_registry.clone(), config.proxy_token.clone(), stop.clone()));
+    let usage = stats::UsageRegistry::default();
+    tokio::spawn(logs::serve(
+        listener,
+        log_registry.clone(),
+        usage.clone(),
+        config.node_name.clone(),
+        config.proxy_token.clone(),
+        stop.clone(),
+    ));
 
     registration::register(&client, &config, log_addr.port()).await?;
     let pod_cidr = registration::wait_for_pod_cidr(&client, &config.node_name).await?;
@@ -131,6 +142,7 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         ips: ipam::PodIps::new(&pod_cidr)
             .map_err(|e| AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name)))?,
         pods_dir: config.data_dir.join("pods"),
+        usage,
         cluster_networks: Arc::new(config.cluster_networks.clone()),
     };
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
