@@ -6,6 +6,8 @@
 //!
 //! Two paths misbehave on purpose, for the runtime's limits: `/spin` computes forever (the
 //! request timeout must end it) and `/alloc/N` holds N MiB while answering (the memory limit).
+//! `/fetch/HOST[:PORT]/PATH` makes an outgoing `wasi:http` GET to `http://HOST[:PORT]/PATH` and
+//! answers `fetched STATUS: BODY`, or 502 `fetch failed: ERROR` (e.g. when egress is denied).
 
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -28,6 +30,15 @@ impl wasip2::exports::http::incoming_handler::Guest for App {
         let mut body_text = format!("Hello from {pod_name}! {greeting}\n");
         if path == "/spin" {
             spin_forever();
+        }
+        if let Some(target) = path.strip_prefix("/fetch/") {
+            body_text = match fetch(target) {
+                Ok((status, body)) => format!("fetched {status}: {body}"),
+                Err(error) => {
+                    respond(response_out, 502, &format!("fetch failed: {error}\n"));
+                    return;
+                }
+            };
         }
         // Kept alive until the response is written.
         let mut _held = Vec::new();
@@ -65,6 +76,50 @@ impl wasip2::exports::http::incoming_handler::Guest for App {
             eprintln!("hello-http: finishing the body failed: {e:?}");
         }
     }
+}
+
+/// GET `http://<target>` through `wasi:http/outgoing-handler`; `target` is `host[:port]/path`.
+fn fetch(target: &str) -> Result<(u16, String), String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{OutgoingRequest, Scheme};
+    let (authority, rest) = target.split_once('/').unwrap_or((target, ""));
+    let request = OutgoingRequest::new(Fields::new());
+    let path = format!("/{rest}");
+    let set = request
+        .set_scheme(Some(&Scheme::Http))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(&path)));
+    set.map_err(|()| format!("bad target {target:?}"))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(format!("{code:?}")),
+        _ => return Err("no response".into()),
+    };
+    let status = response.status();
+    let body = response.consume().map_err(|()| "body already taken".to_string())?;
+    let mut bytes = Vec::new();
+    {
+        let mut stream = body.stream().map_err(|()| "body stream already taken".to_string())?;
+        std::io::Read::read_to_end(&mut stream, &mut bytes).map_err(|e| e.to_string())?;
+    }
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A short plain-text answer with `status`.
+fn respond(response_out: ResponseOutparam, status: u16, text: &str) {
+    let headers = Fields::new();
+    let _ = headers.append("content-type", b"text/plain; charset=utf-8");
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(status);
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(response_out, Ok(response));
+    if let Ok(mut out) = body.write() {
+        let _ = std::io::Write::write_all(&mut out, text.as_bytes())
+            .and_then(|()| std::io::Write::flush(&mut out));
+    }
+    let _ = OutgoingBody::finish(body, None);
 }
 
 fn spin_forever() -> ! {

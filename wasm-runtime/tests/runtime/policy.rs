@@ -174,3 +174,53 @@ async fn connecting_out_needs_egress() {
     })
     .await
 }
+
+#[tokio::test]
+async fn outgoing_http_needs_egress_by_address_or_host_name() {
+    within(async {
+        let env = TestEnv::new();
+        let component = env.load_fixture("hello-http.wasm").await;
+        let mut target = env.spec("target", &[]);
+        target.http_listen = Some("127.0.0.1:0".parse().unwrap());
+        let mut target = start(&env.engine, &component, target).await.expect("target starts");
+        let port = target.http_addr().unwrap().port();
+
+        let cases = [
+            ("closed", NetworkPolicy::default(), format!("/fetch/127.0.0.1:{port}/")),
+            (
+                "by-address",
+                NetworkPolicy {
+                    allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+                    ..NetworkPolicy::default()
+                },
+                format!("/fetch/127.0.0.1:{port}/"),
+            ),
+            (
+                "by-name",
+                NetworkPolicy { egress_hosts: vec!["localhost".into()], ..NetworkPolicy::default() },
+                format!("/fetch/localhost:{port}/"),
+            ),
+        ];
+        for (name, network, path) in cases {
+            let mut spec = env.spec(name, &[]);
+            spec.http_listen = Some("127.0.0.1:0".parse().unwrap());
+            spec.network = network;
+            let mut client = start(&env.engine, &component, spec).await.expect("client starts");
+            let (status, body) = crate::http::get(client.http_addr().unwrap(), &path).await;
+            if name == "closed" {
+                assert!(status.contains(" 502 ") && body.contains("HttpRequestDenied"), "{status} {body}");
+                let denials = contents(&read_log(&env.log_path(name)), Stream::Stderr);
+                assert!(
+                    denials.iter().any(|l| l.contains("outgoing http request to http://127.0.0.1")),
+                    "{denials:?}"
+                );
+            } else {
+                assert!(status.contains(" 200 "), "{name}: {status} {body}");
+                assert_eq!(body, "fetched 200: Hello from unknown! Hello, wasmkube\n", "{name}");
+            }
+            client.stop(std::time::Duration::ZERO).await;
+        }
+        target.stop(std::time::Duration::ZERO).await;
+    })
+    .await
+}
