@@ -1,14 +1,14 @@
 //! The Pod spec as a Wasm container's capability policy, end to end through kubectl: a
 //! ConfigMap volume and env reach the guest (and an update reaches the running guest), a path it
-//! was not given is unreadable, connecting out needs the egress annotation (refusals show in
-//! `kubectl logs` and as Events), a memory limit ends in OOMKilled, and a WASI preview 1 module
+//! was not given is unreadable, connecting out needs the egress annotation and listening a
+//! declared port (refusals show in `kubectl logs` and as Events), a memory limit ends in OOMKilled, and a WASI preview 1 module
 //! runs too, with the runtime's choice told in an Event.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::Value;
-use wasmkube_e2e::cluster::{Cluster, eventually};
+use wasmkube_e2e::cluster::{Cluster, eventually, free_port};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -123,6 +123,30 @@ spec:
         &probe("open", ", annotations: {wasmkube.dev/egress: '127.0.0.1/32'}"),
     )?;
     logs_containing(&cluster, "open", &format!("net-probe: connected to {addr}"))?;
+
+    // Listening: only on a declared containerPort.
+    let (declared, undeclared) = (free_port(), free_port());
+    let listen = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: probe, image: example.local/net-probe:1, args: [listen, '0.0.0.0:{port}'], ports: [{{containerPort: {declared}}}]}}
+"
+        )
+    };
+    apply(&cluster, work.path(), "undeclared", &listen("undeclared", undeclared))?;
+    let logs = logs_containing(&cluster, "undeclared", "net-probe: listen")?;
+    assert!(logs.contains(&format!("net-probe: listen on 0.0.0.0:{undeclared} failed")), "{logs}");
+    assert!(
+        logs.contains(&format!("[wasmkube] denied by the pod's policy: bind tcp 0.0.0.0:{undeclared}")),
+        "{logs}"
+    );
+    apply(&cluster, work.path(), "declared", &listen("declared", declared))?;
+    logs_containing(&cluster, "declared", &format!("net-probe: listening on 0.0.0.0:{declared}"))?;
 
     // A WASI preview 1 module under the same grants.
     apply(
