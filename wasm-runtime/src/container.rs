@@ -72,7 +72,7 @@ impl ExitStatus {
 /// A running container. Dropping it without `stop()` kills the container (it never outlives
 /// its handle, so no sandbox is ever orphaned).
 pub struct RunningContainer {
-    world: World,
+    world: Option<World>,
     http_addr: Option<SocketAddr>,
     stop_tx: Option<oneshot::Sender<Duration>>,
     task: JoinHandle<ExitStatus>,
@@ -82,8 +82,8 @@ pub struct RunningContainer {
 }
 
 impl RunningContainer {
-    fn new(
-        world: World,
+    pub(crate) fn new(
+        world: Option<World>,
         stop_tx: oneshot::Sender<Duration>,
         task: JoinHandle<ExitStatus>,
         interrupt: Arc<AtomicBool>,
@@ -91,8 +91,8 @@ impl RunningContainer {
         Self { world, http_addr: None, stop_tx: Some(stop_tx), task, status: None, interrupt, requests: None }
     }
 
-    /// The world of the running component.
-    pub fn world(&self) -> World {
+    /// The world of the running component; `None` for a Linux container (runc).
+    pub fn world(&self) -> Option<World> {
         self.world
     }
 
@@ -163,12 +163,12 @@ pub async fn start(
     match component.pre() {
         Pre::Command(pre) => {
             let task = command::start(engine.engine(), pre, guest, stop_rx, span).await?;
-            Ok(RunningContainer::new(World::Command, stop_tx, task, interrupt))
+            Ok(RunningContainer::new(Some(World::Command), stop_tx, task, interrupt))
         }
         Pre::Http(pre) => {
             let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress { container: spec.name })?;
             let started = http::start(engine.engine(), pre, guest, addr, stop_rx, span).await?;
-            let mut running = RunningContainer::new(World::HttpProxy, stop_tx, started.task, interrupt);
+            let mut running = RunningContainer::new(Some(World::HttpProxy), stop_tx, started.task, interrupt);
             running.http_addr = Some(started.bound);
             running.requests = Some(started.requests);
             Ok(running)

@@ -9,6 +9,9 @@
 //!   one fresh instance per request;
 //! - `wasi:cli/command` ([`World::Command`]): run once; its exit code is the container's.
 //!
+//! Standard `linux/amd64` images run through the [`linux`] fallback (runc), with the same
+//! [`RunningContainer`] handle, [`ExitStatus`] and log files.
+//!
 //! Guests get exactly the pod's argv and environment, no files and no network. Their stdout and
 //! stderr are written to a log file in the Kubernetes CRI log format (see [`logs`]).
 //!
@@ -39,6 +42,7 @@ mod engine;
 mod error;
 mod host;
 mod http;
+pub mod linux;
 pub mod logs;
 mod policy;
 
