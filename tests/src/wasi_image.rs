@@ -52,15 +52,30 @@ impl ImageSpec {
 
 /// Writes `spec` as an OCI image layout in `dir`, tagged `tag`; returns the manifest digest.
 pub fn write_oci_layout(dir: &Path, tag: &str, spec: &ImageSpec) -> anyhow::Result<String> {
+    let tars = spec.layers.iter().map(|files| tar_layer(files)).collect::<anyhow::Result<Vec<_>>>()?;
+    let exec = json!({ "Entrypoint": spec.entrypoint });
+    write_oci_layout_from_tars(dir, tag, &spec.architecture, &spec.os, &exec, &tars)
+}
+
+/// Writes an OCI image layout whose layers are the given tar archives (each gzipped here), as
+/// they are: hostile names included. `exec` is the config's `config` object (Entrypoint, Cmd,
+/// Env...). Returns the manifest digest.
+pub fn write_oci_layout_from_tars(
+    dir: &Path,
+    tag: &str,
+    architecture: &str,
+    os: &str,
+    exec: &serde_json::Value,
+    tars: &[Vec<u8>],
+) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
-    for files in &spec.layers {
-        let tar = tar_layer(files)?;
-        diff_ids.push(digest(&tar));
+    for tar in tars {
+        diff_ids.push(digest(tar));
         let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-        std::io::Write::write_all(&mut gz, &tar)?;
+        std::io::Write::write_all(&mut gz, tar)?;
         let gz = gz.finish()?;
         layers.push(json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -70,9 +85,9 @@ pub fn write_oci_layout(dir: &Path, tag: &str, spec: &ImageSpec) -> anyhow::Resu
     }
     let config = serde_json::to_vec(&json!({
         "created": "1970-01-01T00:00:00Z",
-        "architecture": spec.architecture,
-        "os": spec.os,
-        "config": { "Entrypoint": spec.entrypoint },
+        "architecture": architecture,
+        "os": os,
+        "config": exec,
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     }))?;
     let manifest = serde_json::to_vec(&json!({

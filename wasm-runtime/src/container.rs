@@ -146,7 +146,7 @@ impl UsageMeter {
 /// A running container. Dropping it without `stop()` kills the container (it never outlives
 /// its handle, so no sandbox is ever orphaned).
 pub struct RunningContainer {
-    world: World,
+    world: Option<World>,
     http_addr: Option<SocketAddr>,
     stop_tx: Option<oneshot::Sender<Duration>>,
     task: JoinHandle<ExitStatus>,
@@ -159,8 +159,8 @@ pub struct RunningContainer {
 }
 
 impl RunningContainer {
-    fn new(
-        world: World,
+    pub(crate) fn new(
+        world: Option<World>,
         stop_tx: oneshot::Sender<Duration>,
         task: JoinHandle<ExitStatus>,
         guest: &GuestConfig,
@@ -176,6 +176,23 @@ impl RunningContainer {
             memory: guest.memory.clone(),
             cpu: guest.cpu.clone(),
             denied: guest.denied.subscribe(),
+        }
+    }
+
+    /// A handle for a container run outside the Wasm sandbox (the Linux fallback): no Wasm
+    /// accounts (its limits are cgroup settings) and no policy refusals to report.
+    pub(crate) fn without_sandbox(stop_tx: oneshot::Sender<Duration>, task: JoinHandle<ExitStatus>) -> Self {
+        Self {
+            world: None,
+            http_addr: None,
+            stop_tx: Some(stop_tx),
+            task,
+            status: None,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            requests: None,
+            memory: MemoryBudget::default(),
+            cpu: CpuBudget::new(None),
+            denied: watch::Sender::new(None).subscribe(),
         }
     }
 
@@ -196,8 +213,8 @@ impl RunningContainer {
         self.denied.clone()
     }
 
-    /// The world of the running component.
-    pub fn world(&self) -> World {
+    /// The world of the running component; `None` for a Linux container (runc).
+    pub fn world(&self) -> Option<World> {
         self.world
     }
 
@@ -278,18 +295,18 @@ pub async fn start(
     match component.pre() {
         Pre::Command(pre) => {
             let task = command::start(engine.engine(), pre, guest.clone(), stop_rx, span).await?;
-            Ok(RunningContainer::new(World::Command, stop_tx, task, &guest))
+            Ok(RunningContainer::new(Some(World::Command), stop_tx, task, &guest))
         }
         Pre::P1(pre) => {
             let task = command::start_p1(engine.engine(), pre, guest.clone(), stop_rx, span).await?;
-            Ok(RunningContainer::new(World::Command, stop_tx, task, &guest))
+            Ok(RunningContainer::new(Some(World::Command), stop_tx, task, &guest))
         }
         Pre::Http(pre) => {
             let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress { container: spec.name })?;
             let started =
                 http::start(engine.engine(), pre, guest.clone(), addr, spec.request_timeout, stop_rx, span)
                     .await?;
-            let mut running = RunningContainer::new(World::HttpProxy, stop_tx, started.task, &guest);
+            let mut running = RunningContainer::new(Some(World::HttpProxy), stop_tx, started.task, &guest);
             running.http_addr = Some(started.bound);
             running.requests = Some(started.requests);
             Ok(running)

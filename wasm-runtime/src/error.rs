@@ -112,6 +112,31 @@ pub enum RuntimeError {
         message: String,
     },
 
+    /// A layer of a Linux image holds something the unpacker refuses (a path outside the rootfs,
+    /// a device node, a broken archive). Nothing of the image is used.
+    #[error("layer {layer} of the Linux image is refused: entry {entry:?}: {reason}")]
+    Layer {
+        /// `sha256:` digest of the layer blob.
+        layer: String,
+        /// The entry's name as stored in the tar (empty when the archive itself is unreadable).
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The image config (or the Pod spec applied to it) does not give a runnable process.
+    #[error("the Linux image {image} cannot run: {reason}")]
+    ImageConfig {
+        /// Manifest digest of the image.
+        image: String,
+        /// What is missing or invalid, and what to do.
+        reason: String,
+    },
+
+    /// runc is missing, failed, or refused the container.
+    #[error("runc: {0}")]
+    Runc(String),
+
     /// An internal task ended unexpectedly (a bug in the runtime, reported instead of panicking).
     #[error("internal runtime error: {0}")]
     Internal(String),

@@ -9,6 +9,10 @@
 //!   one fresh instance per request;
 //! - `wasi:cli/command` ([`World::Command`]): run once; its exit code is the container's.
 //!
+//! WASI preview 1 core modules run as commands. Standard `linux/amd64` images run through the
+//! [`linux`] fallback (runc), with the same [`RunningContainer`] handle, [`ExitStatus`] and log
+//! files.
+//!
 //! The [`ContainerSpec`] is the guest's whole world, deny by default: its argv and environment,
 //! the directories it is given ([`Mount`]), the network it may use ([`NetworkPolicy`]) and its
 //! memory and CPU limits ([`ResourceLimits`], pod-wide through [`PodResources`]). Its stdout and
@@ -41,6 +45,7 @@ mod error;
 mod host;
 mod http;
 mod limits;
+pub mod linux;
 pub mod logs;
 mod network;
 mod policy;

@@ -5,6 +5,7 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -18,6 +19,7 @@ use super::{
     NodeContext,
     backoff::Backoff,
     env, grants,
+    linux::Runnable,
     status::{ContainerState, State},
     volumes::PodVolumes,
 };
@@ -41,27 +43,28 @@ pub struct ContainerTask {
     pub resources: wasm_runtime::PodResources,
 }
 
-/// Everything the Pod spec grants one run of the container.
-struct Grants {
-    env: Vec<(String, String)>,
-    mounts: Vec<wasm_runtime::Mount>,
-    limits: wasm_runtime::ResourceLimits,
-    network: wasm_runtime::NetworkPolicy,
-    request_timeout: Duration,
+/// Everything the Pod spec grants one run of the container. The Linux fallback uses the env,
+/// mounts and limits; the network policy and request timeout are the Wasm sandbox's.
+pub(super) struct Grants {
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<wasm_runtime::Mount>,
+    pub limits: wasm_runtime::ResourceLimits,
+    pub network: wasm_runtime::NetworkPolicy,
+    pub request_timeout: Duration,
 }
 
 /// Why a step before running failed: the waiting reason and message to report.
-struct StartFailure {
-    reason: &'static str,
-    message: String,
+pub(super) struct StartFailure {
+    pub(super) reason: &'static str,
+    pub(super) message: String,
 }
 
 impl ContainerTask {
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         self.spec["name"].as_str().unwrap_or("")
     }
 
-    fn image(&self) -> &str {
+    pub(super) fn image(&self) -> &str {
         self.spec["image"].as_str().unwrap_or("")
     }
 
@@ -73,7 +76,7 @@ impl ContainerTask {
         self.dirty.notify_one();
     }
 
-    async fn event(&self, kind: EventKind, reason: &str, message: &str) {
+    pub(super) async fn event(&self, kind: EventKind, reason: &str, message: &str) {
         let mut involved = self.pod.clone();
         involved["apiVersion"] = "v1".into();
         involved["kind"] = "Pod".into();
@@ -94,12 +97,12 @@ impl ContainerTask {
         let policy = self.pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
         let mut pull_backoff = Backoff::default();
         let mut crash_backoff = Backoff::default();
-        let mut prepared: Option<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent)> = None;
+        let mut prepared: Option<(oci_fetch::PulledImage, Runnable)> = None;
         loop {
             if self.stop.is_cancelled() {
                 return;
             }
-            let (image, component) = match prepared.clone() {
+            let (image, runnable) = match prepared.clone() {
                 Some(p) => p,
                 None => match self.prepare().await {
                     Ok(p) => {
@@ -151,7 +154,10 @@ impl ContainerTask {
                 }
             };
             let restart = self.shared.lock().map(|s| s.restart_count).unwrap_or(0);
-            let ended = self.run_once(&image, &component, restart, grants, &grace).await;
+            let ended = match &runnable {
+                Runnable::Wasm(component) => self.run_once(&image, component, restart, grants, &grace).await,
+                Runnable::Linux(linux) => self.run_linux(linux, restart, grants, &grace).await,
+            };
             let Some((exit, ran_for)) = ended else { return };
             let again = match policy.as_str() {
                 "Never" => false,
@@ -214,18 +220,13 @@ impl ContainerTask {
         })
     }
 
-    /// Pull and compile the image.
-    async fn prepare(&self) -> Result<(oci_fetch::PulledImage, wasm_runtime::LoadedComponent), StartFailure> {
+    /// Pull and compile (Wasm) or unpack (Linux) the image.
+    async fn prepare(&self) -> Result<(oci_fetch::PulledImage, Runnable), StartFailure> {
         let image = self.pull().await?;
         self.set(|s| s.image_id = image_id(&image));
         let oci_fetch::Artifact::Wasm { path, digest, layout } = &image.artifact else {
-            return Err(StartFailure {
-                reason: "CreateContainerError",
-                message: format!(
-                    "image \"{}\" is a Linux container image; this node runs Wasm images only so far (Linux images through runc come with a later release)",
-                    self.image()
-                ),
-            });
+            let linux = self.prepare_linux(&image).await?;
+            return Ok((image, linux));
         };
         let component = self.ctx.engine.load_component(path, digest).await.map_err(|e| StartFailure {
             reason: "CreateContainerError",
@@ -240,7 +241,7 @@ impl ContainerTask {
             component.kind_description()
         );
         self.event(EventKind::Normal, "RuntimeSelected", &message).await;
-        Ok((image, component))
+        Ok((image, Runnable::Wasm(component)))
     }
 
     async fn pull(&self) -> Result<oci_fetch::PulledImage, StartFailure> {
@@ -327,13 +328,27 @@ impl ContainerTask {
         spec.network = grants.network;
         spec.request_timeout = grants.request_timeout;
         spec.pod = self.resources.clone();
+        let id = format!("wasm://{}", image.image_id.trim_start_matches("sha256:").get(..12).unwrap_or(""));
+        let start = wasm_runtime::start(&self.ctx.engine, component, spec);
+        self.supervise(start, id, &log_path, grace).await
+    }
+
+    /// Start a run (Wasm or Linux), report it Running, wait for it to end or be stopped
+    /// (Some(exit code, how long it ran), or None when stopped), and report how it ended.
+    pub(super) async fn supervise(
+        &self,
+        start: impl Future<Output = Result<wasm_runtime::RunningContainer, wasm_runtime::RuntimeError>>,
+        id: String,
+        log_path: &Path,
+        grace: &Mutex<Duration>,
+    ) -> Option<(i32, Duration)> {
         let started_at = meta::now();
         let started = Instant::now();
-        self.ctx.logs.set_active(&log_path, true);
-        let mut running = match wasm_runtime::start(&self.ctx.engine, component, spec).await {
+        self.ctx.logs.set_active(log_path, true);
+        let mut running = match start.await {
             Ok(r) => r,
             Err(e) => {
-                self.ctx.logs.set_active(&log_path, false);
+                self.ctx.logs.set_active(log_path, false);
                 let message = format!("the container failed to start: {e}");
                 warn!(%message);
                 self.set(|s| {
@@ -349,17 +364,16 @@ impl ContainerTask {
                 return Some((128, started.elapsed()));
             }
         };
-        let id = format!("wasm://{}", image.image_id.trim_start_matches("sha256:").get(..12).unwrap_or(""));
         self.set(|s| {
             s.state = State::Running { started_at: started_at.clone() };
             s.container_id = Some(id);
         });
-        info!(world = ?component.world(), "container started");
+        info!(world = ?running.world(), "container started");
         self.event(EventKind::Normal, "Started", &format!("Started container {}", self.name())).await;
         let denials = self.report_denials(running.policy_denials());
         let at = super::stats::ContainerRef {
-            namespace: ns.to_string(),
-            pod: pod_name.to_string(),
+            namespace: meta::namespace(&self.pod).to_string(),
+            pod: meta::name(&self.pod).to_string(),
             uid: meta::uid(&self.pod).to_string(),
             container: self.name().to_string(),
         };
@@ -373,7 +387,7 @@ impl ContainerTask {
             }
         };
         denials.abort();
-        self.ctx.logs.set_active(&log_path, false);
+        self.ctx.logs.set_active(log_path, false);
         info!(code = exit.code, reason = %exit.reason, "container ended");
         if exit.reason == "OOMKilled" {
             let message = exit.message.clone().unwrap_or_default();

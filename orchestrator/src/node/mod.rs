@@ -7,6 +7,7 @@ mod container;
 mod env;
 pub mod grants;
 mod ipam;
+mod linux;
 pub mod logs;
 mod registration;
 mod sources;
@@ -68,6 +69,7 @@ pub(crate) struct NodeContext {
     pub node_name: String,
     pub node_ip: IpAddr,
     pub engine: wasm_runtime::WasmEngine,
+    pub linux: wasm_runtime::linux::LinuxRuntime,
     pub puller: Arc<oci_fetch::Puller>,
     pub images: oci_fetch::ImageCache,
     pub logs: logs::LogRegistry,
@@ -112,6 +114,11 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         allocatable_memory: registration::memory_bytes(),
     })
     .map_err(|e| setup("starting the Wasm engine", &e))?;
+    let linux = wasm_runtime::linux::LinuxRuntime::new(wasm_runtime::linux::LinuxConfig {
+        state_dir: config.data_dir.join("linux"),
+        runc: wasm_runtime::linux::DEFAULT_RUNC.into(),
+    })
+    .map_err(|e| setup("setting up the Linux runtime", &e))?;
     let log_registry = logs::LogRegistry::new(config.data_dir.join("logs"));
     let listener = tokio::net::TcpListener::bind((config.node_ip, config.port))
         .await
@@ -136,6 +143,7 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         node_name: config.node_name.clone(),
         node_ip: config.node_ip,
         engine,
+        linux,
         puller: Arc::new(oci_fetch::Puller::new(images.clone())),
         images,
         logs: log_registry,

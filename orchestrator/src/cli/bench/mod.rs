@@ -4,6 +4,7 @@
 
 mod api_load;
 mod etcd_reference;
+mod linux_start;
 mod load;
 mod pod_startup;
 mod proc_stats;
@@ -25,6 +26,9 @@ enum Which {
     /// objects; per-verb throughput and p50/p99 against the Kubernetes SLOs, bytes written to
     /// the store per object, server memory.
     ApiLoad(api_load::ApiLoad),
+    /// Create Linux (runc) pods one at a time; time creation → Running, next to `runc run`
+    /// alone on the same busybox rootfs.
+    LinuxStart(linux_start::LinuxStart),
 }
 
 impl BenchCommand {
@@ -32,6 +36,7 @@ impl BenchCommand {
         match self.which {
             Which::PodStartup(p) => p.run().await,
             Which::ApiLoad(a) => a.run().await,
+            Which::LinuxStart(l) => l.run().await,
         }
     }
 }

@@ -219,7 +219,7 @@ async fn reference_wasmtime(component: &std::path::Path, runs: usize) -> anyhow:
 }
 
 /// `runc run` of a bundle, start to exit.
-fn reference_runc(bundle: &std::path::Path, runs: usize) -> anyhow::Result<(f64, f64, usize)> {
+pub(super) fn reference_runc(bundle: &std::path::Path, runs: usize) -> anyhow::Result<(f64, f64, usize)> {
     let mut samples = Vec::new();
     for i in 0..runs {
         let id = format!("wasmkube-bench-{}-{i}", std::process::id());

@@ -1,0 +1,256 @@
+//! The Linux fallback end to end, with the real parts: the busybox sample image built by its
+//! script from Debian's busybox-static, pushed with skopeo to the CNCF distribution registry,
+//! run by `wasmkube up`'s agent under the real runc, observed with the real kubectl.
+//! A Wasm and a busybox container in one pod share its emptyDir volume.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use wasmkube_e2e::{
+    TestRegistry,
+    cluster::Cluster,
+    linux_image::{RawEntry, push_busybox, push_raw_image, raw_tar, runc_usable},
+};
+
+/// Polls `check` until it returns `Some`, failing with `what` and the last observation after
+/// `timeout`.
+fn poll<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> anyhow::Result<(Option<T>, String)>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (found, seen) = check()?;
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}; last seen: {seen}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn apply(cluster: &Cluster, dir: &std::path::Path, name: &str, yaml: &str) -> anyhow::Result<()> {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml)?;
+    cluster.kubectl_ok(&["apply", "-f", &path.display().to_string()])?;
+    Ok(())
+}
+
+fn container_status(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
+    let pod = cluster.get_json(&["pod", pod])?;
+    Ok(pod["status"]["containerStatuses"][0].clone())
+}
+
+/// Waits until the pod's first container has terminated; returns its container status.
+fn wait_terminated(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
+    poll(Duration::from_secs(90), &format!("{pod} to terminate"), || {
+        let status = container_status(cluster, pod)?;
+        let done = status["state"]["terminated"].is_object().then(|| status.clone());
+        Ok((done, status.to_string()))
+    })
+}
+
+fn events_for(cluster: &Cluster, pod: &str) -> anyhow::Result<String> {
+    cluster.kubectl_ok(&["get", "events", "--field-selector", &format!("involvedObject.name={pod}")])
+}
+
+/// Containers runc still knows about in the agent's runc root.
+fn runc_containers(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let root = cluster.data_dir.join("node/linux/runc");
+    let output = std::process::Command::new("/usr/sbin/runc")
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .context("runc list")?;
+    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect())
+}
+
+/// Waits until runc knows no container of this cluster's agent.
+fn wait_no_runc_containers(cluster: &Cluster) -> anyhow::Result<()> {
+    poll(Duration::from_secs(30), "runc to forget the containers", || {
+        let left = runc_containers(cluster)?;
+        Ok((left.is_empty().then_some(()), format!("{left:?}")))
+    })
+}
+
+fn pod_yaml(name: &str, image: &str, restart: &str, grace: u32, script: &str) -> String {
+    let script = script.replace('\n', "\n      ");
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {restart}\n  terminationGracePeriodSeconds: {grace}\n  containers:\n  - name: main\n    image: {image}\n    command: [\"sh\", \"-c\"]\n    args:\n    - |\n      {script}\n    env:\n    - name: GREETING\n      value: from-the-pod-spec\n    resources:\n      limits:\n        memory: 64Mi\n        cpu: 500m\n"
+    )
+}
+
+/// A registry holding the busybox sample image and a one-node cluster (runc required).
+struct Setup {
+    cluster: Cluster,
+    image: String,
+    work: tempfile::TempDir,
+    _registry: TestRegistry,
+}
+
+impl Setup {
+    fn new() -> anyhow::Result<Self> {
+        runc_usable().map_err(anyhow::Error::msg)?;
+        let registry = TestRegistry::start()?;
+        let image = push_busybox(&registry, "busybox", "1")?;
+        let work = tempfile::tempdir()?;
+        let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+        Ok(Setup { cluster, image, work, _registry: registry })
+    }
+}
+
+#[test]
+fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> anyhow::Result<()> {
+    let Setup { cluster, image, work, _registry } = Setup::new()?;
+    let dir = work.path();
+
+    // Runs, its stdout and stderr are in `kubectl logs`, the exit code is the process's.
+    let script =
+        "echo \"hello from busybox $GREETING as $(id -u) on $(hostname)\"\necho to-stderr >&2\nexit 3";
+    apply(&cluster, dir, "once", &pod_yaml("once", &image, "Never", 30, script))?;
+    let status = wait_terminated(&cluster, "once")?;
+    assert_eq!(status["state"]["terminated"]["exitCode"], 3, "{status:#}");
+    assert_eq!(status["state"]["terminated"]["reason"], "Error", "{status:#}");
+    assert!(status["containerID"].as_str().unwrap_or("").starts_with("runc://"), "{status:#}");
+    let logs = cluster.kubectl_ok(&["logs", "once"])?;
+    assert!(logs.contains("hello from busybox from-the-pod-spec as 0 on once"), "kubectl logs: {logs:?}");
+    assert!(logs.contains("to-stderr"), "stderr is logged too: {logs:?}");
+    let events = events_for(&cluster, "once")?;
+    assert!(events.contains("RuntimeSelected") && events.contains("runc"), "{events}");
+    let pod = cluster.get_json(&["pod", "once"])?;
+    assert_eq!(pod["status"]["phase"], "Failed", "{:#}", pod["status"]);
+
+    // OnFailure restarts a failing container (after the kubelet's 10 s back-off).
+    let script = "echo run\nexit 1";
+    apply(&cluster, dir, "flaky", &pod_yaml("flaky", &image, "OnFailure", 30, script))?;
+    let restarted = poll(Duration::from_secs(90), "flaky to restart", || {
+        let status = container_status(&cluster, "flaky")?;
+        let restarts = status["restartCount"].as_u64().unwrap_or(0);
+        Ok(((restarts >= 1).then(|| status.clone()), status.to_string()))
+    })?;
+    assert_eq!(restarted["lastState"]["terminated"]["exitCode"], 1, "{restarted:#}");
+    cluster.kubectl_ok(&["delete", "pod", "flaky", "--grace-period=1"])?;
+
+    // Delete: SIGTERM reaches the process (its trap runs and says so), well within the grace
+    // period, and the container is gone from runc afterwards.
+    let script = "trap 'echo got SIGTERM; exit 0' TERM\necho ready\nwhile true; do sleep 1 & wait $!; done";
+    apply(&cluster, dir, "sleeper", &pod_yaml("sleeper", &image, "Always", 30, script))?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/sleeper", "--timeout=90s"])?;
+    let mut follow = cluster.kubectl_background(&["logs", "-f", "sleeper"])?;
+    follow.wait_for_line("ready", Duration::from_secs(30))?;
+    assert!(runc_containers(&cluster)?.iter().any(|id| id.contains("-main-")), "runc runs it");
+    let deleting = Instant::now();
+    cluster.kubectl_ok(&["delete", "pod", "sleeper", "--wait=false"])?;
+    follow.wait_for_line("got SIGTERM", Duration::from_secs(20))?;
+    cluster.kubectl_ok(&["wait", "--for=delete", "pod/sleeper", "--timeout=60s"])?;
+    let took = deleting.elapsed();
+    assert!(took < Duration::from_secs(20), "SIGTERM ended it long before the 30 s grace: {took:?}");
+
+    // A process that ignores SIGTERM (PID 1 without a handler) is SIGKILLed after the grace.
+    let script = "echo stubborn\nwhile true; do sleep 1; done";
+    apply(&cluster, dir, "stubborn", &pod_yaml("stubborn", &image, "Always", 2, script))?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/stubborn", "--timeout=90s"])?;
+    let deleting = Instant::now();
+    cluster.kubectl_ok(&["delete", "pod", "stubborn", "--wait=false"])?;
+    cluster.kubectl_ok(&["wait", "--for=delete", "pod/stubborn", "--timeout=60s"])?;
+    let took = deleting.elapsed();
+    assert!(took >= Duration::from_secs(2), "the grace period was given: {took:?}");
+    assert!(took < Duration::from_secs(20), "then SIGKILL ended it: {took:?}");
+    wait_no_runc_containers(&cluster)?;
+    let bundles = std::fs::read_dir(cluster.data_dir.join("node/linux/containers"))?.count();
+    assert_eq!(bundles, 0, "every run's bundle (with its rootfs copy) is removed when it ends");
+    Ok(())
+}
+
+#[test]
+fn a_pod_mixes_a_wasm_and_a_linux_container_sharing_a_volume() -> anyhow::Result<()> {
+    let Setup { cluster, image, work, _registry } = Setup::new()?;
+    cluster.side_load("config-echo.wasm", "wasmkube.local/config-echo:mixed")?;
+    // busybox writes a file into the shared emptyDir; config-echo (Wasm) reads it from there.
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: mixed}}
+spec:
+  containers:
+  - name: reader
+    image: wasmkube.local/config-echo:mixed
+    imagePullPolicy: Never
+    args: [--every, '200', /shared]
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  - name: shell
+    image: {image}
+    command: [sh, -c, 'echo written by busybox > /data/note; echo side by side; while true; do sleep 1; done']
+    volumeMounts: [{{name: shared, mountPath: /data}}]
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+"
+    );
+    apply(&cluster, work.path(), "mixed", &yaml)?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/mixed", "--timeout=90s"])?;
+    let pod = cluster.get_json(&["pod", "mixed"])?;
+    let ids: Vec<&str> = pod["status"]["containerStatuses"]
+        .as_array()
+        .context("container statuses")?
+        .iter()
+        .filter_map(|c| c["containerID"].as_str())
+        .collect();
+    assert!(ids.iter().any(|id| id.starts_with("wasm://")), "{ids:?}");
+    assert!(ids.iter().any(|id| id.starts_with("runc://")), "{ids:?}");
+    let logs = poll(Duration::from_secs(30), "the shell container's log", || {
+        let logs = cluster.kubectl_ok(&["logs", "mixed", "-c", "shell"])?;
+        Ok((logs.contains("side by side").then(|| logs.clone()), logs))
+    })?;
+    assert!(logs.contains("side by side"));
+    poll(Duration::from_secs(30), "the Wasm container reading busybox's file", || {
+        let logs = cluster.kubectl_ok(&["logs", "mixed", "-c", "reader"])?;
+        Ok((logs.contains("file /shared/note: written by busybox").then_some(()), logs))
+    })?;
+    cluster.kubectl_ok(&["delete", "pod", "mixed", "--grace-period=1"])?;
+    wait_no_runc_containers(&cluster)?;
+    Ok(())
+}
+
+#[test]
+fn a_hostile_layer_is_refused_and_writes_nothing_outside_the_rootfs() -> anyhow::Result<()> {
+    let registry = TestRegistry::start()?;
+    let work = tempfile::tempdir()?;
+    let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
+    let passwd_before = std::fs::read("/etc/passwd")?;
+    // The unpacker's temp rootfs is <node>/linux/rootfs/.tmp-*/, so `../../etc/passwd` would
+    // land in <node>/linux/etc/passwd; the deep one would reach the host's /tmp.
+    let marker = format!("wasmkube-escape-{}", std::process::id());
+    let deep = format!("{}tmp/{marker}", "../".repeat(20));
+    let tar = raw_tar(&[
+        RawEntry::File("ok.txt".into(), b"fine\n".to_vec()),
+        RawEntry::File("../../etc/passwd".into(), b"root::0:0::/:/bin/sh\n".to_vec()),
+        RawEntry::File(deep, b"x".to_vec()),
+    ])?;
+    let image = push_raw_image(&registry, "hostile", "1", &[tar], &["/bin/sh"])?;
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostile\nspec:\n  containers:\n  - name: main\n    image: {image}\n"
+    );
+    apply(&cluster, work.path(), "hostile", &yaml)?;
+    let waiting = poll(Duration::from_secs(60), "the pod to report the refused layer", || {
+        let status = container_status(&cluster, "hostile")?;
+        let waiting = &status["state"]["waiting"];
+        let refused = waiting["reason"] == "CreateContainerError"
+            && waiting["message"].as_str().is_some_and(|m| m.contains("refused"));
+        Ok((refused.then(|| waiting.clone()), status.to_string()))
+    })?;
+    let message = waiting["message"].as_str().unwrap_or("");
+    assert!(message.contains("../../etc/passwd") && message.contains("sha256:"), "{message}");
+    let events = events_for(&cluster, "hostile")?;
+    assert!(events.contains("Failed") && events.contains("../../etc/passwd"), "{events}");
+    let node = cluster.data_dir.join("node");
+    assert!(!node.join("linux/etc").exists(), "nothing written next to the rootfs cache");
+    assert!(!std::path::Path::new("/tmp").join(&marker).exists(), "nothing written to the host's /tmp");
+    assert_eq!(std::fs::read("/etc/passwd")?, passwd_before, "the host's /etc/passwd is untouched");
+    let rootfs = std::fs::read_dir(node.join("linux/rootfs"))?.count();
+    assert_eq!(rootfs, 0, "a refused image leaves no rootfs behind");
+    Ok(())
+}
