@@ -73,6 +73,19 @@ impl WasmEngine {
     /// starts its epoch ticker thread and prepares the compile cache directory.
     pub fn new(config: EngineConfig) -> Result<Self, RuntimeError> {
         let (engine, pool_slots) = build_engine(config.instance_slots())?;
+        Self::with_engine(engine, pool_slots, config.cache_dir)
+    }
+
+    /// Like [`WasmEngine::new`], but never pools: each instance's memories, tables and stack
+    /// are mapped when it is created and unmapped when it is dropped. This is what `new` falls
+    /// back to where the pool's address space cannot be reserved; it exists so a benchmark can
+    /// put both allocators side by side on the same machine (`wasmkube bench instantiate`).
+    pub fn new_on_demand(config: EngineConfig) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(wasmtime_message(&e)))?;
+        Self::with_engine(engine, 0, config.cache_dir)
+    }
+
+    fn with_engine(engine: Engine, pool_slots: u32, cache_dir: PathBuf) -> Result<Self, RuntimeError> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -88,7 +101,7 @@ impl WasmEngine {
                 ))
             },
         )?;
-        let cache = CompileCache::new(config.cache_dir, &engine)?;
+        let cache = CompileCache::new(cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pool_slots, "wasm engine ready");
         Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pool_slots }) })

@@ -44,6 +44,7 @@ mod limits;
 pub mod logs;
 mod network;
 mod policy;
+mod probe;
 
 pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
@@ -56,3 +57,4 @@ pub use error::RuntimeError;
 pub use limits::{CpuBudget, MemoryBudget, MemoryLimitExceeded, Usage};
 pub use network::{NetworkPolicy, Protocol};
 pub use policy::{Mount, ResourceLimits};
+pub use probe::{InstanceTiming, time_instances};
