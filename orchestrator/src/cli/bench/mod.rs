@@ -3,10 +3,16 @@
 //! speed goals live in these programs, never in timed tests.
 
 mod api_load;
+mod density;
 mod etcd_reference;
+mod http_client;
+mod http_throughput;
+mod instantiate;
 mod load;
 mod pod_startup;
+mod pods;
 mod proc_stats;
+mod wrk;
 
 use std::time::Duration;
 
@@ -25,6 +31,15 @@ enum Which {
     /// objects; per-verb throughput and p50/p99 against the Kubernetes SLOs, bytes written to
     /// the store per object, server memory.
     ApiLoad(api_load::ApiLoad),
+    /// Fill one node with idle HTTP pods in steps (1k, 5k, 10k): time to Running, start rate,
+    /// server RSS per pod, open files; stops early when the next step would not fit.
+    Density(density::Density),
+    /// wrk against one HTTP pod next to `wasmtime serve` of the same component: requests/s,
+    /// p50/p99 and server CPU per request.
+    HttpThroughput(http_throughput::HttpThroughput),
+    /// Per-request instance cost with the pooling and the on-demand allocator (no cluster
+    /// needed), and whole requests at concurrency 1 next to `wasmtime serve`.
+    Instantiate(instantiate::Instantiate),
 }
 
 impl BenchCommand {
@@ -32,6 +47,9 @@ impl BenchCommand {
         match self.which {
             Which::PodStartup(p) => p.run().await,
             Which::ApiLoad(a) => a.run().await,
+            Which::Density(d) => d.run().await,
+            Which::HttpThroughput(h) => h.run().await,
+            Which::Instantiate(i) => i.run().await,
         }
     }
 }
