@@ -38,8 +38,10 @@ pub struct Density {
     /// the next step is not tried.
     #[arg(long, default_value_t = 540)]
     step_timeout: u64,
-    /// Seconds to sit idle after each step before reading memory and idle CPU.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to sit idle after each step before reading memory, open files and idle CPU. The
+    /// in-process API clients keep the connections a burst opened for 90 s of idleness, so a
+    /// shorter wait counts those too.
+    #[arg(long, default_value_t = 95)]
     settle: u64,
     /// Running pods to send one GET each after each step (they must all answer 200).
     #[arg(long, default_value_t = 50)]
@@ -58,6 +60,9 @@ pub struct Density {
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 struct Reading {
     rss: u64,
+    /// Open files as the last pod of the step got Running (burst connections included).
+    open_files_at_running: u64,
+    /// Open files after the settle time.
     open_files: u64,
     open_file_limit: u64,
     threads: u64,
@@ -141,6 +146,7 @@ impl Density {
     /// Sit idle for the settle time, then read the server.
     async fn read(&self, pods: usize) -> anyhow::Result<Reading> {
         let pid = self.server_pid;
+        let (open_files_at_running, _) = proc_stats::open_files(pid)?;
         let cpu_before = proc_stats::cpu_time(pid)?;
         tokio::time::sleep(Duration::from_secs(self.settle)).await;
         let idle_cpu_percent =
@@ -148,6 +154,7 @@ impl Density {
         let (open_files, open_file_limit) = proc_stats::open_files(pid)?;
         let reading = Reading {
             rss: proc_stats::sample(pid)?.rss,
+            open_files_at_running,
             open_files,
             open_file_limit,
             threads: proc_stats::threads(pid)?,
@@ -162,7 +169,9 @@ impl Density {
         let more = next.saturating_sub(last.running) as f64;
         let pods = last.running.max(1) as f64;
         let rss_per_pod = last.reading.rss.saturating_sub(baseline.rss) as f64 / pods;
-        let fds_per_pod = last.reading.open_files.saturating_sub(baseline.open_files) as f64 / pods;
+        // From the count at Running: the next burst opens its connections again.
+        let fds_per_pod =
+            last.reading.open_files_at_running.saturating_sub(baseline.open_files) as f64 / pods;
         let (_, available) = proc_stats::memory()?;
         let memory = rss_per_pod * more;
         if memory > available as f64 * HEADROOM {
@@ -172,7 +181,7 @@ impl Density {
                 available as f64 / MIB
             )));
         }
-        let fds = last.reading.open_files as f64 + fds_per_pod * more;
+        let fds = last.reading.open_files_at_running as f64 + fds_per_pod * more;
         if fds > last.reading.open_file_limit as f64 * HEADROOM {
             return Ok(Some(format!(
                 "{fds:.0} open files projected ({fds_per_pod:.1} a pod), the server's limit is {} (ulimit -n)",
@@ -241,7 +250,7 @@ fn print_summary(steps: &[Step], baseline: &Reading, stopped: Option<&str>) {
         baseline.open_files
     );
     println!(
-        "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>7} {:>9}",
+        "{:>7} {:>8} {:>8} {:>7} {:>9} {:>10} {:>10} {:>13} {:>8} {:>7} {:>9}",
         "target",
         "running",
         "time s",
@@ -249,7 +258,7 @@ fn print_summary(steps: &[Step], baseline: &Reading, stopped: Option<&str>) {
         "RSS MiB",
         "KiB/pod",
         "KiB/pod+",
-        "files",
+        "files run/idle",
         "threads",
         "idle %",
         "GET 200"
@@ -258,7 +267,7 @@ fn print_summary(steps: &[Step], baseline: &Reading, stopped: Option<&str>) {
         let r = &s.reading;
         let pods = s.running.max(1) as f64;
         println!(
-            "{:>7} {:>8} {:>8.1} {:>7.0} {:>9.0} {:>10.0} {:>10.0} {:>9} {:>8} {:>7.1} {:>5}/{}",
+            "{:>7} {:>8} {:>8.1} {:>7.0} {:>9.0} {:>10.0} {:>10.0} {:>13} {:>8} {:>7.1} {:>5}/{}",
             s.target,
             s.running,
             s.seconds,
@@ -266,7 +275,7 @@ fn print_summary(steps: &[Step], baseline: &Reading, stopped: Option<&str>) {
             r.rss as f64 / MIB,
             r.rss as f64 / pods / 1024.0,
             r.rss.saturating_sub(baseline.rss) as f64 / pods / 1024.0,
-            r.open_files,
+            format!("{}/{}", r.open_files_at_running, r.open_files),
             r.threads,
             r.idle_cpu_percent,
             s.answered_200,
@@ -274,7 +283,9 @@ fn print_summary(steps: &[Step], baseline: &Reading, stopped: Option<&str>) {
         );
     }
     println!(
-        "KiB/pod: the whole process's RSS / pods; KiB/pod+: its growth since before the first pod / pods"
+        "KiB/pod: the whole process's RSS / pods; KiB/pod+: its growth since before the first pod / pods; \
+         files: open as the step's last pod ran / after idling (limit {})",
+        steps.last().map_or(0, |s| s.reading.open_file_limit)
     );
     if let Some(last) = steps.last() {
         let runwasi = RUNWASI_BYTES_PER_POD * last.running as f64;

@@ -84,25 +84,31 @@ pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
 }
 
 /// `wasmtime serve -Scli=y` of a component, killed when dropped. Its default allocator is the
-/// pooling one, as ours; the guest's stdout (a line per request) goes to /dev/null.
+/// pooling one, as ours. The guest's stdout (hello-http prints a line per request) goes to a
+/// file, as a pod's goes to its log file, so both servers pay for writing it.
 pub struct WasmtimeServe {
     child: tokio::process::Child,
     pub addr: SocketAddr,
+    log: std::path::PathBuf,
 }
 
 impl WasmtimeServe {
     pub async fn start(component: &Path) -> anyhow::Result<Self> {
         let addr = free_local_addr()?;
+        let log = std::env::temp_dir()
+            .join(format!("wasmkube-bench-wasmtime-{}.log", orchestrator::api::meta::random_suffix()));
+        let stdout = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = tokio::process::Command::new("wasmtime")
             .args(["serve", "-Scli=y", "--addr", &addr.to_string()])
             .arg(component)
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .context("running `wasmtime serve` (is wasmtime on PATH? `cargo install wasmtime-cli --version 48.0.8 --locked`)")?;
+        let server = Self { child, addr, log };
         wait_for_200(addr, Duration::from_secs(60)).await?;
-        Ok(Self { child, addr })
+        Ok(server)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -114,5 +120,11 @@ impl WasmtimeServe {
         let out = std::process::Command::new("wasmtime").arg("--version").output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         out.status.success().then(|| text.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    }
+}
+
+impl Drop for WasmtimeServe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
     }
 }
