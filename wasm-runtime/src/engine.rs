@@ -5,16 +5,17 @@
 //! [`EPOCH_TICK`], and each store yields to tokio on every tick (see `host::new_store`), which
 //! keeps a busy guest from starving the executor and lets `stop()` cut it off.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
-use crate::compile_cache::{CompileCache, Compiled, Kind, sha256_hex};
-use crate::component::LoadedComponent;
+use crate::compile_cache::{CompileCache, CompileOutcome, Compiled, Kind, sha256_hex};
+use crate::component::{LoadedComponent, Pre};
 use crate::error::wasmtime_message;
 use crate::host::{Host, P1Host};
 
@@ -64,6 +65,10 @@ struct Inner {
     /// WASI preview 1 for core modules.
     p1_linker: wasmtime::Linker<P1Host>,
     cache: CompileCache,
+    /// Linked code of the components loaded so far, by sha256 of their bytes, for as long as
+    /// any container still holds it: a second pod of an image shares the first one's code
+    /// mapping and pre-instance instead of mapping the cache file and linking again.
+    live: Mutex<HashMap<String, Weak<Pre>>>,
     /// Instance slots of the pooling allocator; 0 when allocating on demand.
     pool_slots: u32,
 }
@@ -104,11 +109,15 @@ impl WasmEngine {
         let cache = CompileCache::new(cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pool_slots, "wasm engine ready");
-        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pool_slots }) })
+        let live = Mutex::new(HashMap::new());
+        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, live, pool_slots }) })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
     /// the Wasm bytes + the engine's compatibility hash), then detects its world and links it.
+    ///
+    /// Loading the same bytes again while a container still holds the first load neither maps
+    /// the cache file nor links again: the new handle shares the linked code (and says `Cached`).
     ///
     /// `digest` is the caller's name for the content (e.g. the OCI layer digest) and is used in
     /// logs only: the cache key is always the sha256 computed here, so a wrong or differently
@@ -154,6 +163,10 @@ impl Inner {
         if label != digest {
             tracing::debug!(label, %digest, "caller's digest differs from the Wasm content hash");
         }
+        if let Some(pre) = self.live().get(&sha).and_then(Weak::upgrade) {
+            tracing::debug!(%label, "wasm already loaded; sharing its code");
+            return Ok(LoadedComponent::from_shared(digest, CompileOutcome::Cached, pre));
+        }
         let (compiled, outcome) = self.cache.load_or_compile(&self.engine, &wasm, &sha, kind)?;
         let loaded = match compiled {
             Compiled::Component(component) => {
@@ -164,7 +177,15 @@ impl Inner {
             }
         };
         tracing::info!(%label, kind = loaded.kind_description(), ?outcome, "wasm loaded");
+        let mut live = self.live();
+        live.retain(|_, pre| pre.strong_count() > 0);
+        live.insert(sha, Arc::downgrade(loaded.shared_pre()));
         Ok(loaded)
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Weak<Pre>>> {
+        // The map only ever holds complete entries; a panic elsewhere cannot corrupt it.
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
