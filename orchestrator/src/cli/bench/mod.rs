@@ -1,6 +1,6 @@
-//! `wasmkube bench ...`: measurements of a running cluster, printed as a table and written as
-//! JSON, next to a reference tool on the same machine where one runs here. They assert nothing:
-//! speed goals live in these programs, never in timed tests.
+//! `wasmkube bench ...`: measurements of a running cluster (or of the Wasm runtime alone),
+//! printed as a table and written as JSON, next to a reference tool on the same machine where
+//! one runs here. They assert nothing: speed goals live in these programs, never in timed tests.
 
 mod api_load;
 mod density;
