@@ -41,7 +41,8 @@ pub struct LoadedComponent {
 struct Inner {
     digest: String,
     outcome: CompileOutcome,
-    pre: Pre,
+    /// Shared by every load of the same bytes while any of them lives (see `WasmEngine`).
+    pre: Arc<Pre>,
 }
 
 /// The typed pre-instance for each world: imports resolved and exports looked up once.
@@ -70,7 +71,17 @@ impl LoadedComponent {
             World::HttpProxy => Pre::Http(ProxyPre::new(instance_pre).map_err(link_error)?),
             World::Command => Pre::Command(CommandPre::new(instance_pre).map_err(link_error)?),
         };
-        Ok(Self { inner: Arc::new(Inner { digest, outcome, pre }) })
+        Ok(Self::from_shared(digest, outcome, Arc::new(pre)))
+    }
+
+    /// Another handle on already linked code (a second pod of the same image).
+    pub(crate) fn from_shared(digest: String, outcome: CompileOutcome, pre: Arc<Pre>) -> Self {
+        Self { inner: Arc::new(Inner { digest, outcome, pre }) }
+    }
+
+    /// The linked code, to share with later loads of the same bytes.
+    pub(crate) fn shared_pre(&self) -> &Arc<Pre> {
+        &self.inner.pre
     }
 
     /// Pre-instantiates a WASI preview 1 core module, which must export `_start` (a command).
@@ -87,13 +98,13 @@ impl LoadedComponent {
         let pre = linker
             .instantiate_pre(module)
             .map_err(|e| RuntimeError::Link { digest: digest.clone(), message: wasmtime_message(&e) })?;
-        Ok(Self { inner: Arc::new(Inner { digest, outcome, pre: Pre::P1(pre) }) })
+        Ok(Self::from_shared(digest, outcome, Arc::new(Pre::P1(pre))))
     }
 
     /// What the binary is, in words for users: "wasi:http/proxy component",
     /// "wasi:cli/command component" or "WASI preview 1 module".
     pub fn kind_description(&self) -> &'static str {
-        match self.inner.pre {
+        match *self.inner.pre {
             Pre::Http(_) => "wasi:http/proxy component",
             Pre::Command(_) => "wasi:cli/command component",
             Pre::P1(_) => "WASI preview 1 module",
@@ -102,7 +113,7 @@ impl LoadedComponent {
 
     /// The world this component targets.
     pub fn world(&self) -> World {
-        match self.inner.pre {
+        match *self.inner.pre {
             Pre::Http(_) => World::HttpProxy,
             Pre::Command(_) | Pre::P1(_) => World::Command,
         }

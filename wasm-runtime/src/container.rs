@@ -274,22 +274,7 @@ pub async fn start(
     component: &LoadedComponent,
     spec: ContainerSpec,
 ) -> Result<RunningContainer, RuntimeError> {
-    let log = CriLogWriter::open(&spec.log_path)?;
-    let mut argv = Vec::with_capacity(spec.args.len() + 1);
-    argv.push(spec.name.clone());
-    argv.extend(spec.args);
-    let guest = GuestConfig {
-        argv,
-        env: spec.env,
-        mounts: spec.mounts,
-        network: Arc::new(spec.network),
-        denied: DeniedLog::new(log.clone()),
-        log,
-        memory: MemoryBudget::new(spec.limits.memory_bytes),
-        pod_memory: spec.pod.memory.clone(),
-        cpu: CpuBudget::new(spec.limits.cpu_millis),
-        interrupt: Arc::new(AtomicBool::new(false)),
-    };
+    let guest = guest_config(&spec)?;
     let (stop_tx, stop_rx) = oneshot::channel();
     let span = tracing::info_span!("container", name = %spec.name, digest = component.digest());
     match component.pre() {
@@ -312,6 +297,26 @@ pub async fn start(
             Ok(running)
         }
     }
+}
+
+/// What every instance of the container described by `spec` sees; opens its log file.
+pub(crate) fn guest_config(spec: &ContainerSpec) -> Result<GuestConfig, RuntimeError> {
+    let log = CriLogWriter::open(&spec.log_path)?;
+    let mut argv = Vec::with_capacity(spec.args.len() + 1);
+    argv.push(spec.name.clone());
+    argv.extend(spec.args.iter().cloned());
+    Ok(GuestConfig {
+        argv,
+        env: spec.env.clone(),
+        mounts: spec.mounts.clone(),
+        network: Arc::new(spec.network.clone()),
+        denied: DeniedLog::new(log.clone()),
+        log,
+        memory: MemoryBudget::new(spec.limits.memory_bytes),
+        pod_memory: spec.pod.memory.clone(),
+        cpu: CpuBudget::new(spec.limits.cpu_millis),
+        interrupt: Arc::new(AtomicBool::new(false)),
+    })
 }
 
 #[cfg(test)]

@@ -5,16 +5,17 @@
 //! [`EPOCH_TICK`], and each store yields to tokio on every tick (see `host::new_store`), which
 //! keeps a busy guest from starving the executor and lets `stop()` cut it off.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
-use crate::compile_cache::{CompileCache, Compiled, Kind, sha256_hex};
-use crate::component::LoadedComponent;
+use crate::compile_cache::{CompileCache, CompileOutcome, Compiled, Kind, sha256_hex};
+use crate::component::{LoadedComponent, Pre};
 use crate::error::wasmtime_message;
 use crate::host::{Host, P1Host};
 
@@ -64,6 +65,10 @@ struct Inner {
     /// WASI preview 1 for core modules.
     p1_linker: wasmtime::Linker<P1Host>,
     cache: CompileCache,
+    /// Linked code of the components loaded so far, by sha256 of their bytes, for as long as
+    /// any container still holds it: a second pod of an image shares the first one's code
+    /// mapping and pre-instance instead of mapping the cache file and linking again.
+    live: Mutex<HashMap<String, Weak<Pre>>>,
     /// Instance slots of the pooling allocator; 0 when allocating on demand.
     pool_slots: u32,
 }
@@ -73,6 +78,19 @@ impl WasmEngine {
     /// starts its epoch ticker thread and prepares the compile cache directory.
     pub fn new(config: EngineConfig) -> Result<Self, RuntimeError> {
         let (engine, pool_slots) = build_engine(config.instance_slots())?;
+        Self::with_engine(engine, pool_slots, config.cache_dir)
+    }
+
+    /// Like [`WasmEngine::new`], but never pools: each instance's memories, tables and stack
+    /// are mapped when it is created and unmapped when it is dropped. This is what `new` falls
+    /// back to where the pool's address space cannot be reserved; it exists so a benchmark can
+    /// put both allocators side by side on the same machine (`wasmkube bench instantiate`).
+    pub fn new_on_demand(config: EngineConfig) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(wasmtime_message(&e)))?;
+        Self::with_engine(engine, 0, config.cache_dir)
+    }
+
+    fn with_engine(engine: Engine, pool_slots: u32, cache_dir: PathBuf) -> Result<Self, RuntimeError> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
@@ -88,14 +106,18 @@ impl WasmEngine {
                 ))
             },
         )?;
-        let cache = CompileCache::new(config.cache_dir, &engine)?;
+        let cache = CompileCache::new(cache_dir, &engine)?;
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pool_slots, "wasm engine ready");
-        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, pool_slots }) })
+        let live = Mutex::new(HashMap::new());
+        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, live, pool_slots }) })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
     /// the Wasm bytes + the engine's compatibility hash), then detects its world and links it.
+    ///
+    /// Loading the same bytes again while a container still holds the first load neither maps
+    /// the cache file nor links again: the new handle shares the linked code (and says `Cached`).
     ///
     /// `digest` is the caller's name for the content (e.g. the OCI layer digest) and is used in
     /// logs only: the cache key is always the sha256 computed here, so a wrong or differently
@@ -141,6 +163,10 @@ impl Inner {
         if label != digest {
             tracing::debug!(label, %digest, "caller's digest differs from the Wasm content hash");
         }
+        if let Some(pre) = self.live().get(&sha).and_then(Weak::upgrade) {
+            tracing::debug!(%label, "wasm already loaded; sharing its code");
+            return Ok(LoadedComponent::from_shared(digest, CompileOutcome::Cached, pre));
+        }
         let (compiled, outcome) = self.cache.load_or_compile(&self.engine, &wasm, &sha, kind)?;
         let loaded = match compiled {
             Compiled::Component(component) => {
@@ -151,7 +177,15 @@ impl Inner {
             }
         };
         tracing::info!(%label, kind = loaded.kind_description(), ?outcome, "wasm loaded");
+        let mut live = self.live();
+        live.retain(|_, pre| pre.strong_count() > 0);
+        live.insert(sha, Arc::downgrade(loaded.shared_pre()));
         Ok(loaded)
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Weak<Pre>>> {
+        // The map only ever holds complete entries; a panic elsewhere cannot corrupt it.
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

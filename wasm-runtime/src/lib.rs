@@ -49,6 +49,7 @@ pub mod linux;
 pub mod logs;
 mod network;
 mod policy;
+mod probe;
 
 pub use compile_cache::CompileOutcome;
 pub use component::{LoadedComponent, World};
@@ -61,3 +62,4 @@ pub use error::RuntimeError;
 pub use limits::{CpuBudget, MemoryBudget, MemoryLimitExceeded, Usage};
 pub use network::{NetworkPolicy, Protocol};
 pub use policy::{Mount, ResourceLimits};
+pub use probe::{InstanceTiming, time_instances};

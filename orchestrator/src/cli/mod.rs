@@ -43,7 +43,8 @@ pub enum Command {
     Push(image::PushCommand),
     /// Side-load a .wasm file into a node's image cache under an image name (like `kind load`).
     Load(image::LoadCommand),
-    /// Measure the running cluster next to reference tools (prints figures, asserts nothing).
+    /// Measure the running cluster or the Wasm runtime next to reference tools (prints figures,
+    /// asserts nothing).
     Bench(bench::BenchCommand),
 }
 

@@ -86,6 +86,28 @@ async fn the_second_load_comes_from_the_disk_cache() {
     .await
 }
 
+/// A second pod of an image shares the first one's linked code while the first still runs: it
+/// does not go back to the cache file (here removed), and once nobody holds the code it does.
+#[tokio::test]
+async fn a_load_while_the_same_bytes_are_held_shares_their_code() {
+    within(async {
+        let env = TestEnv::new();
+        let path = fixture("hello-http.wasm");
+        let first = env.engine.load_component(&path, "a").await.expect("loads");
+        let cache = env.dir.path().join("cache");
+        std::fs::remove_dir_all(&cache).expect("remove the cache");
+        std::fs::create_dir_all(&cache).expect("empty cache");
+        let second = env.engine.load_component(&path, "b").await.expect("loads");
+        assert_eq!(second.compile_outcome(), CompileOutcome::Cached);
+        assert_eq!(second.digest(), first.digest());
+        assert_eq!(std::fs::read_dir(&cache).expect("cache dir").count(), 0, "nothing read or written");
+        drop((first, second));
+        let third = env.engine.load_component(&path, "c").await.expect("loads");
+        assert_eq!(third.compile_outcome(), CompileOutcome::Compiled, "nobody held it: loaded anew");
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_corrupt_cache_entry_is_recompiled() {
     within(async {

@@ -1,13 +1,19 @@
-//! `wasmkube bench ...`: measurements of a running cluster, printed as a table and written as
-//! JSON, next to a reference tool on the same machine where one runs here. They assert nothing:
-//! speed goals live in these programs, never in timed tests.
+//! `wasmkube bench ...`: measurements of a running cluster (or of the Wasm runtime alone),
+//! printed as a table and written as JSON, next to a reference tool on the same machine where
+//! one runs here. They assert nothing: speed goals live in these programs, never in timed tests.
 
 mod api_load;
+mod density;
 mod etcd_reference;
+mod http_client;
+mod http_throughput;
+mod instantiate;
 mod linux_start;
 mod load;
 mod pod_startup;
+mod pods;
 mod proc_stats;
+mod wrk;
 
 use std::time::Duration;
 
@@ -29,6 +35,15 @@ enum Which {
     /// Create Linux (runc) pods one at a time; time creation → Running, next to `runc run`
     /// alone on the same busybox rootfs.
     LinuxStart(linux_start::LinuxStart),
+    /// Fill one node with idle HTTP pods in steps (1k, 5k, 10k): time to Running, start rate,
+    /// server RSS per pod, open files; stops early when the next step would not fit.
+    Density(density::Density),
+    /// wrk against one HTTP pod next to `wasmtime serve` of the same component: requests/s,
+    /// p50/p99 and server CPU per request.
+    HttpThroughput(http_throughput::HttpThroughput),
+    /// Per-request instance cost with the pooling and the on-demand allocator (no cluster
+    /// needed), and whole requests at concurrency 1 next to `wasmtime serve`.
+    Instantiate(instantiate::Instantiate),
 }
 
 impl BenchCommand {
@@ -37,6 +52,9 @@ impl BenchCommand {
             Which::PodStartup(p) => p.run().await,
             Which::ApiLoad(a) => a.run().await,
             Which::LinuxStart(l) => l.run().await,
+            Which::Density(d) => d.run().await,
+            Which::HttpThroughput(h) => h.run().await,
+            Which::Instantiate(i) => i.run().await,
         }
     }
 }

@@ -1,0 +1,159 @@
+//! `wasmkube bench http-throughput`: wrk against one hello-http pod (its pod IP, no proxy in
+//! between) and, in the same run with the same wrk settings, against `wasmtime serve` of the
+//! same component. Rounds alternate between the two so a neighbour's load on the shared cores
+//! hits both alike; the best round of each is compared. Also reads each server's CPU time over
+//! the run, for CPU per request. Prints a table and writes JSON; asserts nothing.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{
+    http_client::{self, WasmtimeServe},
+    pods, proc_stats,
+    wrk::{WrkLoad, WrkReport},
+};
+use crate::cli::config::ClientOptions;
+
+#[derive(clap::Args)]
+pub struct HttpThroughput {
+    /// A wasi:http image already in the node's cache (`up --demo` loads wasmkube.local/hello-http:demo).
+    #[arg(long, default_value = "wasmkube.local/hello-http:demo")]
+    image: String,
+    /// Also load `wasmtime serve` of this .wasm, the same component (needs `wasmtime` on PATH).
+    #[arg(long)]
+    wasmtime_component: Option<PathBuf>,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 15)]
+    duration: u64,
+    /// wrk runs per server, alternating between the servers.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Process id of the server running the pod (`wasmkube up`), for its CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Leave the benchmark's namespace and pod in the cluster.
+    #[arg(long)]
+    keep: bool,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientOptions,
+}
+
+/// One wrk run and the server CPU it cost.
+#[derive(Clone, Copy, serde::Serialize)]
+struct Run {
+    #[serde(flatten)]
+    wrk: WrkReport,
+    /// Server CPU time per request, µs (None when the server's pid is unknown).
+    cpu_us_per_request: Option<f64>,
+}
+
+impl HttpThroughput {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let client = self.client.connect()?.client;
+        let ns = pods::create_namespace(&client, "bench-http").await?;
+        let result = self.measure(&client, &ns).await;
+        if !self.keep {
+            pods::delete_namespace(&client, &ns).await;
+        }
+        result
+    }
+
+    async fn measure(&self, client: &orchestrator::client::Client, ns: &str) -> anyhow::Result<()> {
+        let batch =
+            pods::start(client, ns, &self.image, vec!["hello".into()], Duration::from_secs(120)).await?;
+        let ip = batch.running.get("hello").ok_or_else(|| pods::single_failure(&batch))?;
+        let pod_addr: SocketAddr = format!("{ip}:8080").parse().context("the pod's IP")?;
+        http_client::wait_for_200(pod_addr, Duration::from_secs(30)).await?;
+        let wasmtime = match &self.wasmtime_component {
+            Some(c) => Some(WasmtimeServe::start(c).await?),
+            None => None,
+        };
+        let load = WrkLoad { threads: self.threads, connections: self.connections, seconds: self.duration };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=self.rounds {
+            eprintln!(
+                "http-throughput: round {round}/{}: wrk {} http://{pod_addr}/",
+                self.rounds,
+                load.describe()
+            );
+            ours.push(measured(&load, pod_addr, self.server_pid).await?);
+            if let Some(server) = &wasmtime {
+                eprintln!(
+                    "http-throughput: round {round}/{}: wrk {} against wasmtime serve",
+                    self.rounds,
+                    load.describe()
+                );
+                theirs.push(measured(&load, server.addr, server.pid()).await?);
+            }
+        }
+        let version = wasmtime.as_ref().and(WasmtimeServe::version());
+        print_table(&load, best(&ours), best(&theirs), version.as_deref(), self.rounds);
+        if let Some(path) = &self.json {
+            let report = json!({"wrk": load, "rounds": self.rounds, "wasmkube_pod": ours,
+                "wasmtime_serve": wasmtime.as_ref().map(|_| json!({"version": version, "runs": theirs}))});
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// One wrk run against `addr`, with the CPU time `pid` spent meanwhile.
+async fn measured(load: &WrkLoad, addr: SocketAddr, pid: Option<u32>) -> anyhow::Result<Run> {
+    let cpu_before = pid.and_then(|p| proc_stats::cpu_time(p).ok());
+    let wrk = load.run(&format!("http://{addr}/")).await?;
+    let cpu_after = pid.and_then(|p| proc_stats::cpu_time(p).ok());
+    let cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if wrk.requests > 0 => {
+            Some((after - before).as_secs_f64() * 1e6 / wrk.requests as f64)
+        }
+        _ => None,
+    };
+    Ok(Run { wrk, cpu_us_per_request })
+}
+
+/// The round with the most requests per second.
+fn best(runs: &[Run]) -> Option<Run> {
+    runs.iter().copied().max_by(|a, b| a.wrk.requests_per_s.total_cmp(&b.wrk.requests_per_s))
+}
+
+fn print_table(load: &WrkLoad, ours: Option<Run>, theirs: Option<Run>, version: Option<&str>, rounds: usize) {
+    println!("http-throughput: wrk {} on this machine, best of {rounds} alternating rounds", load.describe());
+    println!(
+        "{:<36} {:>10} {:>9} {:>9} {:>8} {:>12}",
+        "server", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req"
+    );
+    let row = |name: &str, run: Option<Run>| match run {
+        Some(Run { wrk, cpu_us_per_request }) => println!(
+            "{name:<36} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>12}",
+            wrk.requests_per_s,
+            wrk.p50_ms,
+            wrk.p99_ms,
+            wrk.errors,
+            cpu_us_per_request.map_or("-".into(), |c| format!("{c:.1}"))
+        ),
+        None => println!("{name:<36} {:>10} {:>9} {:>9} {:>8} {:>12}", "-", "-", "-", "-", "-"),
+    };
+    row("wasmkube pod (pod IP:8080)", ours);
+    match version {
+        Some(v) => row(&format!("{v} serve -Scli=y"), theirs),
+        None => println!("(wasmtime serve not measured: pass --wasmtime-component with wasmtime on PATH)"),
+    }
+    if let (Some(a), Some(b)) = (ours, theirs) {
+        println!(
+            "wasmkube / wasmtime serve: {:.2}x the requests/s, {:.2}x the p99",
+            a.wrk.requests_per_s / b.wrk.requests_per_s,
+            a.wrk.p99_ms / b.wrk.p99_ms
+        );
+    }
+}
