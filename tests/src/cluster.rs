@@ -294,6 +294,43 @@ impl Cluster {
         )
     }
 
+    /// Follows `kubectl logs -f POD [-c CONTAINER]` until a line contains `needle` (the
+    /// container must have started: wait for the pod to be Ready or done first).
+    pub fn wait_for_log(
+        &self,
+        pod: &str,
+        container: Option<&str>,
+        needle: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let mut args = vec!["logs", "-f", pod];
+        if let Some(c) = container {
+            args.extend(["-c", c]);
+        }
+        let mut follow = self.kubectl_background(&args)?;
+        let line = follow.wait_for_line(needle, timeout);
+        let _ = follow.terminate();
+        line
+    }
+
+    /// Watches the pod's Events (`kubectl get events -w`) until one has `reason`; returns its
+    /// message.
+    pub fn wait_for_event(&self, pod: &str, reason: &str, timeout: Duration) -> anyhow::Result<String> {
+        let selector = format!("involvedObject.name={pod}");
+        let mut watch = self.kubectl_background(&[
+            "get",
+            "events",
+            "-w",
+            "--field-selector",
+            &selector,
+            "-o",
+            "jsonpath={.reason} {.message}{\"\\n\"}",
+        ])?;
+        let line = watch.wait_for_line(&format!("{reason} "), timeout);
+        let _ = watch.terminate();
+        Ok(line?.split_once(' ').map(|(_, message)| message.to_string()).unwrap_or_default())
+    }
+
     /// Run kubectl and require success; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = self.kubectl(args)?;
@@ -413,29 +450,5 @@ pub fn http_get_when_up(host_port: &str, path: &str, patience: Duration) -> anyh
             // Poll interval while the listener comes up; bounded by `patience`.
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-    }
-}
-
-/// Polls `check` until it returns `Some` or `patience` runs out; the error says what was
-/// awaited and the last thing `check` saw go wrong. For states only observable by asking again
-/// (a pod's logs, its status), never as a stand-in for a proper wait.
-pub fn eventually<T>(
-    what: &str,
-    patience: Duration,
-    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let deadline = std::time::Instant::now() + patience;
-    let mut last_error = None;
-    loop {
-        match check() {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => last_error = Some(e),
-        }
-        if std::time::Instant::now() >= deadline {
-            let detail = last_error.map(|e| format!(": {e:#}")).unwrap_or_default();
-            anyhow::bail!("gave up after {patience:?} waiting for {what}{detail}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -201,15 +201,14 @@ spec:
         .collect();
     assert!(ids.iter().any(|id| id.starts_with("wasm://")), "{ids:?}");
     assert!(ids.iter().any(|id| id.starts_with("runc://")), "{ids:?}");
-    let logs = poll(Duration::from_secs(30), "the shell container's log", || {
-        let logs = cluster.kubectl_ok(&["logs", "mixed", "-c", "shell"])?;
-        Ok((logs.contains("side by side").then(|| logs.clone()), logs))
-    })?;
-    assert!(logs.contains("side by side"));
-    poll(Duration::from_secs(30), "the Wasm container reading busybox's file", || {
-        let logs = cluster.kubectl_ok(&["logs", "mixed", "-c", "reader"])?;
-        Ok((logs.contains("file /shared/note: written by busybox").then_some(()), logs))
-    })?;
+    cluster.wait_for_log("mixed", Some("shell"), "side by side", Duration::from_secs(30))?;
+    // The Wasm container reads the file busybox wrote into the shared emptyDir.
+    cluster.wait_for_log(
+        "mixed",
+        Some("reader"),
+        "file /shared/note: written by busybox",
+        Duration::from_secs(30),
+    )?;
     cluster.kubectl_ok(&["delete", "pod", "mixed", "--grace-period=1"])?;
     wait_no_runc_containers(&cluster)?;
     Ok(())

@@ -7,8 +7,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use serde_json::Value;
-use wasmkube_e2e::cluster::{Cluster, eventually, free_port};
+use wasmkube_e2e::cluster::{Cluster, free_port};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -19,26 +18,11 @@ fn apply(cluster: &Cluster, dir: &std::path::Path, name: &str, yaml: &str) -> an
     Ok(())
 }
 
+/// Waits (through `kubectl logs -f`) until the pod's log has `needle`, then returns the whole log.
 fn logs_containing(cluster: &Cluster, pod: &str, needle: &str) -> anyhow::Result<String> {
-    eventually(&format!("{needle:?} in the logs of {pod}"), PATIENCE, || {
-        let logs = cluster.kubectl_ok(&["logs", pod])?;
-        Ok(logs.contains(needle).then_some(logs))
-    })
-}
-
-fn events_for(cluster: &Cluster, pod: &str) -> anyhow::Result<Vec<Value>> {
-    let selector = format!("involvedObject.name={pod}");
-    let list = cluster.get_json(&["events", "--field-selector", &selector])?;
-    Ok(list["items"].as_array().cloned().unwrap_or_default())
-}
-
-fn event_with_reason(cluster: &Cluster, pod: &str, reason: &str) -> anyhow::Result<String> {
-    eventually(&format!("a {reason} event for {pod}"), PATIENCE, || {
-        Ok(events_for(cluster, pod)?
-            .iter()
-            .find(|e| e["reason"] == reason)
-            .map(|e| e["message"].as_str().unwrap_or("").to_string()))
-    })
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", &format!("pod/{pod}"), "--timeout=60s"])?;
+    cluster.wait_for_log(pod, None, needle, PATIENCE)?;
+    cluster.kubectl_ok(&["logs", pod])
 }
 
 #[test]
@@ -73,7 +57,7 @@ spec:
     let logs = logs_containing(&cluster, "echo", "file /etc/app/greeting: first")?;
     assert!(logs.contains("env GREETING=first"), "{logs}");
     assert!(logs.contains("config-echo: cannot read /etc/passwd"), "{logs}");
-    let selected = event_with_reason(&cluster, "echo", "RuntimeSelected")?;
+    let selected = cluster.wait_for_event("echo", "RuntimeSelected", PATIENCE)?;
     assert!(selected.contains("wasi:cli/command component"), "{selected}");
     // Its usage is kept for metrics, in the kubelet's Summary API shape.
     let stats = cluster.node_stats("node-a")?;
@@ -114,7 +98,7 @@ spec:
     let logs = logs_containing(&cluster, "closed", "net-probe: connect")?;
     assert!(logs.contains(&format!("net-probe: connect to {addr} failed")), "{logs}");
     assert!(logs.contains(&format!("[wasmkube] denied by the pod's policy: connect tcp {addr}")), "{logs}");
-    let denied = event_with_reason(&cluster, "closed", "PolicyDenied")?;
+    let denied = cluster.wait_for_event("closed", "PolicyDenied", PATIENCE)?;
     assert!(denied.contains(&format!("connect tcp {addr}")), "{denied}");
     apply(
         &cluster,
@@ -170,7 +154,7 @@ spec:
     cluster.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/p1", "--timeout=60s"])?;
     let logs = cluster.kubectl_ok(&["logs", "p1"])?;
     assert!(logs.contains("env WORLD=preview1") && logs.contains("file /etc/app/greeting: second"), "{logs}");
-    let selected = event_with_reason(&cluster, "p1", "RuntimeSelected")?;
+    let selected = cluster.wait_for_event("p1", "RuntimeSelected", PATIENCE)?;
     assert!(selected.contains("WASI preview 1 module"), "{selected}");
     Ok(())
 }
@@ -201,7 +185,7 @@ spec:
     let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(terminated["reason"], "OOMKilled", "{terminated}");
     assert_eq!(terminated["exitCode"], 137, "{terminated}");
-    let event = event_with_reason(&cluster, "hog", "OOMKilled")?;
+    let event = cluster.wait_for_event("hog", "OOMKilled", PATIENCE)?;
     assert!(event.contains("memory limit exceeded"), "{event}");
     let logs = cluster.kubectl_ok(&["logs", "hog"])?;
     assert!(logs.contains("mem-hog: holding 28 MiB") || logs.contains("mem-hog: holding 24 MiB"), "{logs}");
