@@ -20,6 +20,7 @@
 //! ```
 
 mod bundle;
+mod kernel_log;
 mod process;
 mod rootfs;
 mod runc;
@@ -176,17 +177,17 @@ impl LinuxRuntime {
             let _ = std::fs::remove_dir_all(&bundle);
             return Err(e);
         }
-        let prepared = runc::Prepared {
-            runc: self.inner.runc.clone(),
-            id: spec.id,
-            bundle,
-            log,
-            watch_oom: spec.limits.memory_bytes.is_some(),
-        };
+        let oom_cgroup = spec.limits.memory_bytes.map(|_| cgroup_path(&spec.id));
+        let prepared = runc::Prepared { runc: self.inner.runc.clone(), id: spec.id, bundle, log, oom_cgroup };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = runc::start(prepared, stop_rx, span).await?;
         Ok(RunningContainer::without_sandbox(stop_tx, task))
     }
+}
+
+/// The container's cgroup, below each hierarchy's root.
+fn cgroup_path(id: &str) -> String {
+    format!("/wasmkube/{id}")
 }
 
 /// Writes the bundle: the rootfs copy, then `config.json`. Blocking.
@@ -206,7 +207,7 @@ fn write_bundle(image: &PreparedImage, spec: &LinuxSpec, bundle: &Path) -> Resul
         read_only_rootfs: spec.read_only_rootfs,
         mounts: &spec.mounts,
         limits: spec.limits,
-        cgroups_path: format!("/wasmkube/{}", spec.id),
+        cgroups_path: cgroup_path(&spec.id),
     };
     let path = bundle.join("config.json");
     bundle::build(&config)?

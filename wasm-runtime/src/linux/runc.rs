@@ -12,8 +12,10 @@
 //! process; `runc delete --force` and the bundle's removal always follow, also when the task is
 //! dropped mid-way (the [`Cleanup`] guard), so no container outlives its handle.
 //!
-//! OOM: with a memory limit, `runc events` (which watches the cgroup's OOM notifications on
-//! cgroup v1 and v2) runs beside the container; a reported `oom` makes the exit `OOMKilled`.
+//! OOM: with a memory limit, a SIGKILL exit is `OOMKilled` when the kernel log records the OOM
+//! kill of the container's cgroup or process ([`KernelLog`], read from before `runc run`, so
+//! no kill is missed), or when `runc events` (which watches the cgroup's OOM notifications on
+//! cgroup v1 and v2, but only once it has started) reported an `oom`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,6 +29,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::kernel_log::KernelLog;
 use crate::RuntimeError;
 use crate::container::ExitStatus;
 use crate::logs::{CriLogWriter, Stream};
@@ -94,7 +97,8 @@ pub(crate) struct Prepared {
     pub id: String,
     pub bundle: PathBuf,
     pub log: CriLogWriter,
-    pub watch_oom: bool,
+    /// The container's cgroup path when it has a memory limit (then OOM kills are watched for).
+    pub oom_cgroup: Option<String>,
 }
 
 /// Removes the container and its bundle when dropped, whatever happened before.
@@ -128,7 +132,9 @@ pub(crate) async fn start(
     stop_rx: oneshot::Receiver<Duration>,
     span: tracing::Span,
 ) -> Result<JoinHandle<ExitStatus>, RuntimeError> {
-    let Prepared { runc, id, bundle, log, watch_oom } = prepared;
+    let Prepared { runc, id, bundle, log, oom_cgroup } = prepared;
+    // Positioned before the container exists, so its OOM kill cannot come before it.
+    let kernel_log = oom_cgroup.as_ref().and_then(|_| KernelLog::open_at_end());
     let cleanup = Cleanup { runc: runc.clone(), id: id.clone(), bundle: bundle.clone() };
     let pid_file = bundle.join("pid");
     let mut child = runc
@@ -160,9 +166,15 @@ pub(crate) async fn start(
             return Err(RuntimeError::Runc(format!("the container did not start within {START_TIMEOUT:?}")));
         }
     }
-    let oom = Arc::new(AtomicBool::new(false));
-    let events = if watch_oom { watch_oom_events(&runc, &id, oom.clone()) } else { None };
-    let supervised = Supervised { child, runc, id, pumps, oom, events, cleanup };
+    let reported = Arc::new(AtomicBool::new(false));
+    let oom = OomWatch {
+        pid: std::fs::read_to_string(&pid_file).ok().and_then(|pid| pid.trim().parse().ok()),
+        events: oom_cgroup.as_ref().and_then(|_| watch_oom_events(&runc, &id, reported.clone())),
+        reported,
+        kernel_log,
+        cgroup: oom_cgroup,
+    };
+    let supervised = Supervised { child, runc, id, pumps, oom, cleanup };
     Ok(tokio::spawn(supervised.run(stop_rx).instrument(span)))
 }
 
@@ -254,9 +266,46 @@ struct Supervised {
     runc: Runc,
     id: String,
     pumps: [Option<JoinHandle<()>>; 2],
-    oom: Arc<AtomicBool>,
-    events: Option<Child>,
+    oom: OomWatch,
     cleanup: Cleanup,
+}
+
+/// What tells an OOM kill of a container with a memory limit from any other SIGKILL.
+struct OomWatch {
+    /// The container's cgroup path; `None` without a memory limit (nothing is watched).
+    cgroup: Option<String>,
+    /// The container's first process, as the kernel log names it.
+    pid: Option<u32>,
+    kernel_log: Option<KernelLog>,
+    /// Set by the `runc events` reader.
+    reported: Arc<AtomicBool>,
+    events: Option<Child>,
+}
+
+impl OomWatch {
+    /// Whether the container that ended with `code` was OOM-killed.
+    async fn was_oom_killed(&mut self, code: i32) -> bool {
+        let Some(cgroup) = self.cgroup.clone() else {
+            return false;
+        };
+        let mut oom = self.reported.load(Ordering::SeqCst);
+        if code == 137 && !oom {
+            if let Some(mut kernel_log) = self.kernel_log.take() {
+                let pid = self.pid;
+                oom = tokio::task::spawn_blocking(move || kernel_log.reports_oom_kill(&cgroup, pid))
+                    .await
+                    .unwrap_or(false);
+            } else if self.events.is_some() {
+                // Without the kernel log, the notification and the exit race; give the
+                // event reader a moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if let Some(mut events) = self.events.take() {
+            let _ = events.kill().await;
+        }
+        oom || self.reported.load(Ordering::SeqCst)
+    }
 }
 
 impl Supervised {
@@ -274,15 +323,9 @@ impl Supervised {
                 1
             }
         };
-        if code == 137 && self.events.is_some() {
-            // The OOM notification and the exit race; give the event reader a moment.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if let Some(mut events) = self.events.take() {
-            let _ = events.kill().await;
-        }
+        let oom_killed = self.oom.was_oom_killed(code).await;
         drain(std::mem::take(&mut self.pumps)).await;
-        let exit = if self.oom.load(Ordering::SeqCst) {
+        let exit = if oom_killed {
             ExitStatus {
                 code,
                 reason: "OOMKilled".into(),
