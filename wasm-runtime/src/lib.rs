@@ -46,6 +46,7 @@ mod host;
 mod http;
 mod limits;
 pub mod linux;
+mod log_file;
 pub mod logs;
 mod network;
 mod policy;

@@ -4,13 +4,12 @@
 //! Guests write arbitrary byte chunks; [`CriLogWriter::guest_output`] gives wasmtime a stdout or
 //! stderr stream that cuts those chunks into lines. Each store gets its own line buffers (so two
 //! concurrent HTTP requests never splice their half-lines together) over one shared,
-//! mutex-protected file. As in containerd, a line longer than [`MAX_LINE_BYTES`] is split into
+//! mutex-protected file (see [`crate::log_file`] for when its descriptor stays open). As in containerd, a line longer than [`MAX_LINE_BYTES`] is split into
 //! `P` (partial) entries followed by a final `F` entry, and whatever is left without a newline
 //! when the guest's store is dropped is written as a last `F` entry.
 
-use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +21,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::RuntimeError;
+use crate::log_file::LogFile;
 
 /// Longest line content written as one entry; longer lines are split into `P` entries.
 /// The same 16 KiB that containerd and CRI-O use.
@@ -98,7 +98,7 @@ pub fn parse_cri_line(line: &str) -> Option<CriLine> {
 /// Appends CRI entries to one container's log file. Cheap to clone; clones share the file.
 #[derive(Clone, Debug)]
 pub struct CriLogWriter {
-    file: Arc<Mutex<File>>,
+    file: Arc<Mutex<LogFile>>,
 }
 
 impl CriLogWriter {
@@ -108,18 +108,14 @@ impl CriLogWriter {
             std::fs::create_dir_all(parent)
                 .map_err(|e| RuntimeError::io("creating log directory", parent, e))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| RuntimeError::io("opening log file", path, e))?;
+        let file = LogFile::open(path).map_err(|e| RuntimeError::io("opening log file", path, e))?;
         Ok(Self { file: Arc::new(Mutex::new(file)) })
     }
 
     /// Writes one complete entry now.
     pub fn write_entry(&self, stream: Stream, partial: bool, content: &[u8]) -> io::Result<()> {
         let entry = format_cri_line(Timestamp::now(), stream, partial, content);
-        self.lock().write_all(&entry)
+        self.lock().append(&entry)
     }
 
     /// A stdout/stderr stream for one guest store, with its own line buffer.
@@ -132,7 +128,7 @@ impl CriLogWriter {
         })))
     }
 
-    fn lock(&self) -> MutexGuard<'_, File> {
+    fn lock(&self) -> MutexGuard<'_, LogFile> {
         // A panic while holding the lock cannot leave the file in a state worse than a torn
         // line, so keep logging rather than propagating the poison.
         self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -189,7 +185,7 @@ impl LineBuffer {
         }
         // A full disk must not crash the guest: its output is lost, as with a kubelet whose
         // log volume is full. Say so once per stream rather than once per line.
-        if let Err(error) = self.writer.lock().write_all(entries)
+        if let Err(error) = self.writer.lock().append(entries)
             && !self.reported_error
         {
             self.reported_error = true;

@@ -4,17 +4,29 @@
 
 pub mod informer;
 
+use std::sync::Arc;
+
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use crate::api::{ApiError, ResourceType, patch::PatchType};
 
-/// A connection to the API server.
+/// How many plain requests (not watches or streams) one client has in flight at once, and how
+/// many idle connections it keeps. Over HTTP/1.1 every overlapping request needs its own
+/// connection: without a cap a burst of thousands of pod starts opened thousands of TLS
+/// connections from the agent to its own API server and ran the process out of open files
+/// (measured: ~2,500 connections, 2 fds each in one process, idle for 90 s afterwards).
+/// client-go keeps 25 idle connections per host for the same reason.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// A connection to the API server. Clones share the connection pool and the in-flight cap.
 #[derive(Clone)]
 pub struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
+    in_flight: Arc<Semaphore>,
 }
 
 /// One event of a watch stream.
@@ -38,6 +50,7 @@ impl Client {
         // The User-Agent names the field manager of our components' writes (`wasmkube`).
         let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("wasmkube/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = ca_pem {
             let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| {
@@ -47,7 +60,12 @@ impl Client {
         }
         let http =
             builder.build().map_err(|e| ApiError::internal(format!("building the HTTP client: {e}")))?;
-        Ok(Self { base: server.trim_end_matches('/').to_string(), token: token.to_string(), http })
+        Ok(Self {
+            base: server.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
     }
 
     /// The bearer token this client presents.
@@ -96,6 +114,9 @@ impl Client {
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
+        // Held until the answer is read, so the connection is back in the pool for the next.
+        // The semaphore is never closed.
+        let _permit = self.in_flight.acquire().await;
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(transport)?;
