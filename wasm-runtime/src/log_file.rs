@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Log files kept open now, process-wide.
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
-/// How many log files may stay open: a quarter of the soft open-file limit, between 64 and
-/// 4,096, so sockets, pipes and the store keep the rest.
+/// How many log files may stay open: an eighth of the soft open-file limit, between 64 and
+/// 2,048, so sockets (one per HTTP pod), pipes and the store keep the rest.
 pub(crate) fn held_limit() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
-    *LIMIT.get_or_init(|| (soft_open_file_limit().unwrap_or(1024) / 4).clamp(64, 4096))
+    *LIMIT.get_or_init(|| (soft_open_file_limit().unwrap_or(1024) / 8).clamp(64, 2048))
 }
 
 /// The process's soft `RLIMIT_NOFILE`, read from `/proc/self/limits` (no unsafe `getrlimit`).

@@ -39,7 +39,14 @@ pub struct WatchEvent {
 }
 
 fn transport(e: reqwest::Error) -> ApiError {
-    ApiError::unavailable(format!("cannot reach the API server: {e}"))
+    // reqwest's own message ("error sending request for url") hides the cause; name it.
+    let mut message = format!("cannot reach the API server: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    ApiError::unavailable(message)
 }
 
 impl Client {

@@ -124,7 +124,7 @@ impl Density {
                 break;
             }
             if let Some(&next) = targets.peek()
-                && let Some(why) = self.would_not_fit(&baseline, steps.last().expect("just pushed"), next)?
+                && let Some(why) = self.would_not_fit(&baseline, &steps, next)?
             {
                 stopped = Some(format!("not trying {next} pods: {why}"));
                 break;
@@ -165,13 +165,25 @@ impl Density {
     }
 
     /// Why filling to `next` pods would not fit, projected from what the pods so far cost.
-    fn would_not_fit(&self, baseline: &Reading, last: &Step, next: usize) -> anyhow::Result<Option<String>> {
+    /// Why the step to `next` pods would not fit, projected linearly from the growth over the
+    /// last step (from the baseline for the first): later pods cost less than the first ones
+    /// (shared code, log descriptors that are no longer held open past a cap).
+    fn would_not_fit(
+        &self,
+        baseline: &Reading,
+        steps: &[Step],
+        next: usize,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(last) = steps.last() else { return Ok(None) };
+        let (from_rss, from_files, from_pods) = match steps.len().checked_sub(2).map(|i| &steps[i]) {
+            Some(before) => (before.reading.rss, before.reading.open_files_at_running, before.running),
+            None => (baseline.rss, baseline.open_files, 0),
+        };
         let more = next.saturating_sub(last.running) as f64;
-        let pods = last.running.max(1) as f64;
-        let rss_per_pod = last.reading.rss.saturating_sub(baseline.rss) as f64 / pods;
+        let pods = last.running.saturating_sub(from_pods).max(1) as f64;
+        let rss_per_pod = last.reading.rss.saturating_sub(from_rss) as f64 / pods;
         // From the count at Running: the next burst opens its connections again.
-        let fds_per_pod =
-            last.reading.open_files_at_running.saturating_sub(baseline.open_files) as f64 / pods;
+        let fds_per_pod = last.reading.open_files_at_running.saturating_sub(from_files) as f64 / pods;
         let (_, available) = proc_stats::memory()?;
         let memory = rss_per_pod * more;
         if memory > available as f64 * HEADROOM {
