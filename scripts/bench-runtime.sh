@@ -10,7 +10,7 @@
 #
 # ARGS go to `wasmkube bench <name>` (see its --help). density and http-throughput run on a
 # fresh `wasmkube up --demo` each (it side-loads wasmkube.local/hello-http:demo).
-#   WASMTIME_INSTALL=1   also `cargo install wasmtime-cli` 48.0.8 if missing (~15 min to build);
+#   WASMTIME_INSTALL=1   also `cargo install wasmtime-cli` 48.0.8 if missing (~30 min to build);
 #                        without wasmtime on PATH its column stays empty
 #   DEV=1                the dev build: a quick check only. Our crates are unoptimized there
 #                        (wasmtime is not), which slows the HTTP path and the API 2-10x, so
@@ -43,7 +43,10 @@ if [ "$which" = http-throughput ] || [ "$which" = all ]; then
     fi
 fi
 if ! command -v wasmtime >/dev/null && [ "${WASMTIME_INSTALL:-}" = 1 ]; then
-    cargo install wasmtime-cli --version 48.0.8 --locked
+    # Only what `run` and `serve` need: the default feature set builds for over an hour here.
+    # 48.0.8's `serve` does not compile without component-model-async.
+    cargo install wasmtime-cli --version 48.0.8 --locked --no-default-features --features \
+        run,serve,cranelift,pooling-allocator,component-model,component-model-async,parallel-compilation,cache,wat,clap/default
 fi
 have_wasmtime=0
 if command -v wasmtime >/dev/null; then
