@@ -331,6 +331,16 @@ impl Cluster {
         Ok(line?.split_once(' ').map(|(_, message)| message.to_string()).unwrap_or_default())
     }
 
+    /// `kubectl apply -f` of `yaml`, written first as `<data dir>/manifests/<name>.yaml`.
+    pub fn apply_yaml(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
+        let dir = self.data_dir.join("manifests");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml)?;
+        self.kubectl_ok(&["apply", "-f", &file.display().to_string()])?;
+        Ok(())
+    }
+
     /// Run kubectl and require success; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = self.kubectl(args)?;

@@ -33,13 +33,6 @@ fn poll<T>(
     }
 }
 
-fn apply(cluster: &Cluster, dir: &std::path::Path, name: &str, yaml: &str) -> anyhow::Result<()> {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml)?;
-    cluster.kubectl_ok(&["apply", "-f", &path.display().to_string()])?;
-    Ok(())
-}
-
 fn container_status(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
     let pod = cluster.get_json(&["pod", pod])?;
     Ok(pod["status"]["containerStatuses"][0].clone())
@@ -106,13 +99,12 @@ impl Setup {
 
 #[test]
 fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> anyhow::Result<()> {
-    let Setup { cluster, image, work, _registry } = Setup::new()?;
-    let dir = work.path();
+    let Setup { cluster, image, work: _work, _registry } = Setup::new()?;
 
     // Runs, its stdout and stderr are in `kubectl logs`, the exit code is the process's.
     let script =
         "echo \"hello from busybox $GREETING as $(id -u) on $(hostname)\"\necho to-stderr >&2\nexit 3";
-    apply(&cluster, dir, "once", &pod_yaml("once", &image, "Never", 30, script))?;
+    cluster.apply_yaml("once", &pod_yaml("once", &image, "Never", 30, script))?;
     let status = wait_terminated(&cluster, "once")?;
     assert_eq!(status["state"]["terminated"]["exitCode"], 3, "{status:#}");
     assert_eq!(status["state"]["terminated"]["reason"], "Error", "{status:#}");
@@ -127,7 +119,7 @@ fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> 
 
     // OnFailure restarts a failing container (after the kubelet's 10 s back-off).
     let script = "echo run\nexit 1";
-    apply(&cluster, dir, "flaky", &pod_yaml("flaky", &image, "OnFailure", 30, script))?;
+    cluster.apply_yaml("flaky", &pod_yaml("flaky", &image, "OnFailure", 30, script))?;
     let restarted = poll(Duration::from_secs(90), "flaky to restart", || {
         let status = container_status(&cluster, "flaky")?;
         let restarts = status["restartCount"].as_u64().unwrap_or(0);
@@ -139,7 +131,7 @@ fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> 
     // Delete: SIGTERM reaches the process (its trap runs and says so), well within the grace
     // period, and the container is gone from runc afterwards.
     let script = "trap 'echo got SIGTERM; exit 0' TERM\necho ready\nwhile true; do sleep 1 & wait $!; done";
-    apply(&cluster, dir, "sleeper", &pod_yaml("sleeper", &image, "Always", 30, script))?;
+    cluster.apply_yaml("sleeper", &pod_yaml("sleeper", &image, "Always", 30, script))?;
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/sleeper", "--timeout=90s"])?;
     let mut follow = cluster.kubectl_background(&["logs", "-f", "sleeper"])?;
     follow.wait_for_line("ready", Duration::from_secs(30))?;
@@ -153,7 +145,7 @@ fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> 
 
     // A process that ignores SIGTERM (PID 1 without a handler) is SIGKILLed after the grace.
     let script = "echo stubborn\nwhile true; do sleep 1; done";
-    apply(&cluster, dir, "stubborn", &pod_yaml("stubborn", &image, "Always", 2, script))?;
+    cluster.apply_yaml("stubborn", &pod_yaml("stubborn", &image, "Always", 2, script))?;
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/stubborn", "--timeout=90s"])?;
     let deleting = Instant::now();
     cluster.kubectl_ok(&["delete", "pod", "stubborn", "--wait=false"])?;
@@ -169,7 +161,7 @@ fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> 
 
 #[test]
 fn a_pod_mixes_a_wasm_and_a_linux_container_sharing_a_volume() -> anyhow::Result<()> {
-    let Setup { cluster, image, work, _registry } = Setup::new()?;
+    let Setup { cluster, image, work: _work, _registry } = Setup::new()?;
     cluster.side_load("config-echo.wasm", "wasmkube.local/config-echo:mixed")?;
     // busybox writes a file into the shared emptyDir; config-echo (Wasm) reads it from there.
     let yaml = format!(
@@ -190,7 +182,7 @@ spec:
   volumes: [{{name: shared, emptyDir: {{}}}}]
 "
     );
-    apply(&cluster, work.path(), "mixed", &yaml)?;
+    cluster.apply_yaml("mixed", &yaml)?;
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/mixed", "--timeout=90s"])?;
     let pod = cluster.get_json(&["pod", "mixed"])?;
     let ids: Vec<&str> = pod["status"]["containerStatuses"]
@@ -233,7 +225,7 @@ fn a_hostile_layer_is_refused_and_writes_nothing_outside_the_rootfs() -> anyhow:
     let yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostile\nspec:\n  containers:\n  - name: main\n    image: {image}\n"
     );
-    apply(&cluster, work.path(), "hostile", &yaml)?;
+    cluster.apply_yaml("hostile", &yaml)?;
     let waiting = poll(Duration::from_secs(60), "the pod to report the refused layer", || {
         let status = container_status(&cluster, "hostile")?;
         let waiting = &status["state"]["waiting"];

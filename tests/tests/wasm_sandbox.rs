@@ -11,13 +11,6 @@ use wasmkube_e2e::cluster::{Cluster, free_port};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn apply(cluster: &Cluster, dir: &std::path::Path, name: &str, yaml: &str) -> anyhow::Result<()> {
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml)?;
-    cluster.kubectl_ok(&["apply", "-f", &file.display().to_string()])?;
-    Ok(())
-}
-
 /// Waits (through `kubectl logs -f`) until the pod's log has `needle`, then returns the whole log.
 fn logs_containing(cluster: &Cluster, pod: &str, needle: &str) -> anyhow::Result<String> {
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", &format!("pod/{pod}"), "--timeout=60s"])?;
@@ -35,9 +28,7 @@ fn the_pod_spec_grants_files_env_and_network_and_nothing_else() -> anyhow::Resul
     cluster.kubectl_ok(&["create", "configmap", "app-config", "--from-literal=greeting=first"])?;
 
     // Files and env: the ConfigMap as a volume and as env; /etc/passwd is not there.
-    apply(
-        &cluster,
-        work.path(),
+    cluster.apply_yaml(
         "echo",
         "apiVersion: v1
 kind: Pod
@@ -94,18 +85,13 @@ spec:
 "
         )
     };
-    apply(&cluster, work.path(), "closed", &probe("closed", ""))?;
+    cluster.apply_yaml("closed", &probe("closed", ""))?;
     let logs = logs_containing(&cluster, "closed", "net-probe: connect")?;
     assert!(logs.contains(&format!("net-probe: connect to {addr} failed")), "{logs}");
     assert!(logs.contains(&format!("[wasmkube] denied by the pod's policy: connect tcp {addr}")), "{logs}");
     let denied = cluster.wait_for_event("closed", "PolicyDenied", PATIENCE)?;
     assert!(denied.contains(&format!("connect tcp {addr}")), "{denied}");
-    apply(
-        &cluster,
-        work.path(),
-        "open",
-        &probe("open", ", annotations: {wasmkube.dev/egress: '127.0.0.1/32'}"),
-    )?;
+    cluster.apply_yaml("open", &probe("open", ", annotations: {wasmkube.dev/egress: '127.0.0.1/32'}"))?;
     logs_containing(&cluster, "open", &format!("net-probe: connected to {addr}"))?;
 
     // Listening: only on a declared containerPort.
@@ -122,20 +108,18 @@ spec:
 "
         )
     };
-    apply(&cluster, work.path(), "undeclared", &listen("undeclared", undeclared))?;
+    cluster.apply_yaml("undeclared", &listen("undeclared", undeclared))?;
     let logs = logs_containing(&cluster, "undeclared", "net-probe: listen")?;
     assert!(logs.contains(&format!("net-probe: listen on 0.0.0.0:{undeclared} failed")), "{logs}");
     assert!(
         logs.contains(&format!("[wasmkube] denied by the pod's policy: bind tcp 0.0.0.0:{undeclared}")),
         "{logs}"
     );
-    apply(&cluster, work.path(), "declared", &listen("declared", declared))?;
+    cluster.apply_yaml("declared", &listen("declared", declared))?;
     logs_containing(&cluster, "declared", &format!("net-probe: listening on 0.0.0.0:{declared}"))?;
 
     // A WASI preview 1 module under the same grants.
-    apply(
-        &cluster,
-        work.path(),
+    cluster.apply_yaml(
         "p1",
         "apiVersion: v1
 kind: Pod
@@ -164,9 +148,7 @@ fn a_memory_limit_ends_in_oom_killed() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
     cluster.side_load("mem-hog.wasm", "example.local/mem-hog:1")?;
-    apply(
-        &cluster,
-        work.path(),
+    cluster.apply_yaml(
         "hog",
         "apiVersion: v1
 kind: Pod
