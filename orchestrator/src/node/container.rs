@@ -20,6 +20,7 @@ use super::{
     backoff::Backoff,
     env, grants,
     linux::Runnable,
+    probes::Probes,
     status::{ContainerState, State},
     volumes::PodVolumes,
 };
@@ -68,7 +69,7 @@ impl ContainerTask {
         self.spec["image"].as_str().unwrap_or("")
     }
 
-    fn set(&self, f: impl FnOnce(&mut ContainerState)) {
+    pub(super) fn set(&self, f: impl FnOnce(&mut ContainerState)) {
         {
             let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut s);
@@ -333,8 +334,9 @@ impl ContainerTask {
         self.supervise(start, id, &log_path, grace).await
     }
 
-    /// Start a run (Wasm or Linux), report it Running, wait for it to end or be stopped
-    /// (Some(exit code, how long it ran), or None when stopped), and report how it ended.
+    /// Start a run (Wasm or Linux), report it Running, run its probes, wait for it to end or be
+    /// stopped (Some(exit code for the restart policy, how long it ran), or None when stopped),
+    /// and report how it ended.
     pub(super) async fn supervise(
         &self,
         start: impl Future<Output = Result<wasm_runtime::RunningContainer, wasm_runtime::RuntimeError>>,
@@ -364,9 +366,14 @@ impl ContainerTask {
                 return Some((128, started.elapsed()));
             }
         };
+        let probes = Probes::from_spec(&self.spec, !id.starts_with("runc://"));
         self.set(|s| {
             s.state = State::Running { started_at: started_at.clone() };
             s.container_id = Some(id);
+            // Without probes a running container is started and ready; with them, the probes
+            // say so.
+            s.started = probes.is_empty();
+            s.ready = probes.is_empty();
         });
         info!(world = ?running.world(), "container started");
         self.event(EventKind::Normal, "Started", &format!("Started container {}", self.name())).await;
@@ -378,12 +385,25 @@ impl ContainerTask {
             container: self.name().to_string(),
         };
         let _metered = self.ctx.usage.register(at, running.usage_meter());
+        let mut probe_killed = false;
         let (exit, stopped) = tokio::select! {
             exit = running.wait() => (exit, false),
             _ = self.stop.cancelled() => {
                 // Read the grace period now: a delete may have shortened it.
                 let grace = *grace.lock().unwrap_or_else(|p| p.into_inner());
                 (running.stop(grace).await, true)
+            }
+            kill = self.run_probes(&probes, started) => {
+                // A failed liveness or startup probe: stop this run; the restart policy decides
+                // what comes next, as for any other exit.
+                info!(message = %kill.message, "stopping the container for its probe");
+                probe_killed = true;
+                let grace = kill.grace.unwrap_or_else(|| *grace.lock().unwrap_or_else(|p| p.into_inner()));
+                tokio::select! {
+                    exit = running.stop(grace) => (exit, false),
+                    // A delete meanwhile shortens nothing already under way, but is still a stop.
+                    _ = self.stop.cancelled() => (running.stop(Duration::ZERO).await, true),
+                }
             }
         };
         denials.abort();
@@ -410,7 +430,9 @@ impl ContainerTask {
         if stopped {
             return None;
         }
-        Some((exit.code, started.elapsed()))
+        // A run ended by its probe failed, whatever its exit code: OnFailure restarts it too.
+        let code = if probe_killed && exit.code == 0 { 1 } else { exit.code };
+        Some((code, started.elapsed()))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod grants;
 mod ipam;
 mod linux;
 pub mod logs;
+mod probes;
 mod registration;
 mod sources;
 pub mod stats;

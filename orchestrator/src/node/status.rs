@@ -76,6 +76,10 @@ pub struct ContainerState {
     pub done: bool,
     /// Which runtime runs it, for containerID.
     pub container_id: Option<String>,
+    /// The startup probe passed this run (or there is none).
+    pub started: bool,
+    /// The readiness probe passes this run (or there is none).
+    pub ready: bool,
 }
 
 impl ContainerState {
@@ -90,6 +94,8 @@ impl ContainerState {
             restart_count: 0,
             done: false,
             container_id: None,
+            started: false,
+            ready: false,
         }
     }
 
@@ -97,10 +103,14 @@ impl ContainerState {
         matches!(self.state, State::Running { .. })
     }
 
+    fn is_ready(&self) -> bool {
+        self.running() && self.ready
+    }
+
     fn to_json(&self) -> Value {
         let mut v = json!({
             "name": self.name, "image": self.image, "imageID": self.image_id,
-            "ready": self.running(), "started": self.running(), "restartCount": self.restart_count,
+            "ready": self.is_ready(), "started": self.running() && self.started, "restartCount": self.restart_count,
             "state": self.state.to_json(),
             "lastState": self.last_state.as_ref().map(State::to_json).unwrap_or(json!({})),
         });
@@ -131,7 +141,7 @@ pub fn pod_status(
     host_ip: &str,
     start_time: &str,
 ) -> Value {
-    let all_ready = !containers.is_empty() && containers.iter().all(ContainerState::running);
+    let all_ready = !containers.is_empty() && containers.iter().all(ContainerState::is_ready);
     let old = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let now = meta::now();
     let condition = |kind: &str, ok: bool| {

@@ -8,6 +8,10 @@
 //! request timeout must end it) and `/alloc/N` holds N MiB while answering (the memory limit).
 //! `/fetch/HOST[:PORT]/PATH` makes an outgoing `wasi:http` GET to `http://HOST[:PORT]/PATH` and
 //! answers `fetched STATUS: BODY`, or 502 `fetch failed: ERROR` (e.g. when egress is denied).
+//!
+//! For probes: `/status/N` answers with status N, and `/healthz` answers 200 `ok` unless
+//! `HEALTH_FILE` names a file (e.g. a mounted ConfigMap key) whose content is not `ok`, then 503
+//! with that content — so flipping a ConfigMap flips the pod's health.
 
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -30,6 +34,17 @@ impl wasip2::exports::http::incoming_handler::Guest for App {
         let mut body_text = format!("Hello from {pod_name}! {greeting}\n");
         if path == "/spin" {
             spin_forever();
+        }
+        if let Some(status) = path.strip_prefix("/status/").and_then(|n| n.parse::<u16>().ok()) {
+            respond(response_out, status, &format!("status {status}\n"));
+            return;
+        }
+        if path == "/healthz" {
+            match health() {
+                Ok(()) => respond(response_out, 200, "ok\n"),
+                Err(why) => respond(response_out, 503, &format!("{why}\n")),
+            }
+            return;
         }
         if let Some(target) = path.strip_prefix("/fetch/") {
             body_text = match fetch(target) {
@@ -105,6 +120,18 @@ fn fetch(target: &str) -> Result<(u16, String), String> {
         std::io::Read::read_to_end(&mut stream, &mut bytes).map_err(|e| e.to_string())?;
     }
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// `Ok` unless `HEALTH_FILE` is set and its file does not say `ok`.
+fn health() -> Result<(), String> {
+    let Ok(file) = std::env::var("HEALTH_FILE") else {
+        return Ok(());
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(text) if text.trim() == "ok" => Ok(()),
+        Ok(text) => Err(format!("unhealthy: {}", text.trim())),
+        Err(e) => Err(format!("cannot read {file}: {e}")),
+    }
 }
 
 /// A short plain-text answer with `status`.
