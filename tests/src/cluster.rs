@@ -18,7 +18,7 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The `wasmkube` binary the test script built (`$WASMKUBE_BIN` overrides).
+/// The `wasmkube` binary the test build made (`$WASMKUBE_BIN` overrides).
 pub fn wasmkube_bin() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("WASMKUBE_BIN") {
         return Ok(PathBuf::from(p));
@@ -28,7 +28,7 @@ pub fn wasmkube_bin() -> anyhow::Result<PathBuf> {
     let bin = target.join("debug/wasmkube");
     if !bin.exists() {
         bail!(
-            "{} is missing: build it first (`cargo build -p orchestrator`), as scripts/test.sh does",
+            "{} is missing: build it first (`cargo nextest run --no-run` builds it, as scripts/test.sh does)",
             bin.display()
         );
     }
