@@ -111,6 +111,20 @@ impl UpCommand {
 }
 
 /// Side-load the bundled sample, deploy it, and wait until a pod answers.
+/// Whether the pod is Ready with every container started at `since` or later (RFC 3339 in
+/// whole seconds, so the strings compare as times).
+fn serving_since(pod: &serde_json::Value, since: &str) -> bool {
+    let status = &pod["status"];
+    let ready = status["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+    let fresh = status["containerStatuses"].as_array().is_some_and(|all| {
+        !all.is_empty()
+            && all.iter().all(|c| c["state"]["running"]["startedAt"].as_str().is_some_and(|t| t >= since))
+    });
+    ready && fresh && status["podIP"].is_string()
+}
+
 async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> anyhow::Result<String> {
     let wasm_path = data_dir.join("hello-http-demo.wasm");
     std::fs::write(&wasm_path, DEMO_WASM).with_context(|| format!("writing {}", wasm_path.display()))?;
@@ -135,12 +149,13 @@ async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> 
         Err(e) => return Err(e.into()),
     }
     eprintln!("demo: waiting for a hello-http pod to run...");
+    // After a restart the stored pod still says Running and Ready from the last run, with its
+    // old IP, until the agent has run it again: only a container started by this run counts.
+    let since = orchestrator::api::meta::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let (items, rv) = client.list(pods, Some("default"), Some("app=hello-http-demo"), None).await?;
-        if let Some(pod) =
-            items.iter().find(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
-        {
+        if let Some(pod) = items.iter().find(|p| serving_since(p, &since)) {
             let url = format!("http://{}:8080/", pod["status"]["podIP"].as_str().unwrap_or(""));
             return Ok(url);
         }
