@@ -48,6 +48,13 @@ spec:
     cluster.kubectl_ok(&["wait", "--for=condition=Ready=false", "pod/web", "--timeout=60s"])?;
     let unhealthy = cluster.wait_for_event("web", "Unhealthy", PATIENCE)?;
     assert_eq!(unhealthy, "Readiness probe failed: HTTP probe failed with statuscode: 503");
+    // Each failed check is not a new Event: the one Event counts up, as kubelet's do.
+    let selector = "involvedObject.name=web,reason=Unhealthy";
+    let events = cluster.get_json(&["events", "--field-selector", selector])?;
+    let name = events["items"][0]["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    cluster.kubectl_ok(&["wait", "--for=jsonpath={.count}=3", &format!("event/{name}"), "--timeout=60s"])?;
+    let events = cluster.get_json(&["events", "--field-selector", selector])?;
+    assert_eq!(events["items"].as_array().map(Vec::len), Some(1), "{events}");
     let pod = cluster.get_json(&["pod", "web"])?;
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!(
