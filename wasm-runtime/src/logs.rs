@@ -4,9 +4,10 @@
 //! Guests write arbitrary byte chunks; [`CriLogWriter::guest_output`] gives wasmtime a stdout or
 //! stderr stream that cuts those chunks into lines. Each store gets its own line buffers (so two
 //! concurrent HTTP requests never splice their half-lines together) over one shared,
-//! mutex-protected file (see [`crate::log_file`] for when its descriptor stays open). As in containerd, a line longer than [`MAX_LINE_BYTES`] is split into
-//! `P` (partial) entries followed by a final `F` entry, and whatever is left without a newline
-//! when the guest's store is dropped is written as a last `F` entry.
+//! mutex-protected file (see [`crate::log_file`] for when its descriptor stays open). As in
+//! containerd, a line longer than [`MAX_LINE_BYTES`] is split into `P` (partial) entries
+//! followed by a final `F` entry, and whatever is left without a newline when the guest's store
+//! is dropped is written as a last `F` entry.
 
 use std::future::Future;
 use std::io;

@@ -268,6 +268,11 @@ impl ContainerTask {
     /// Runs the probes of one run that started at `started`; returns when a startup or
     /// liveness probe says the run must end (never, without those probes).
     pub(super) async fn run_probes(&self, probes: &Probes, started: Instant) -> Kill {
+        if probes.is_empty() {
+            // Nothing to run (supervise already set started and ready): build no client on
+            // the start path of every pod.
+            return std::future::pending().await;
+        }
         let client = probe_client();
         if let Some(startup) = &probes.startup {
             if let Err(kill) = self.until_success(startup, started, &client).await {
