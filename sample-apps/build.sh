@@ -15,7 +15,7 @@ cd "$here"
 
 target=wasm32-wasip2
 p1_target=wasm32-wasip1
-apps=(hello-http hello-cli config-echo cpu-burner mem-hog net-probe crasher)
+apps=(hello-http hello-cli config-echo cpu-burner mem-hog net-probe crasher word-count)
 # cargo names the artifact after the crate: hello-http is a cdylib, so its file uses `_`.
 declare -A artifacts=([hello-http]=hello_http.wasm)
 # fixture name -> built file, filled below

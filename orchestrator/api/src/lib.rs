@@ -4,6 +4,7 @@
 //! controllers and the CLI share it.
 
 pub mod apply;
+pub mod batch;
 pub mod cidr;
 pub mod meta;
 pub mod nesting;

@@ -2,8 +2,11 @@
 //! server (should a Foreground/Orphan delete wait for dependents?) and the collector itself.
 
 /// Ownership edges: (owner apiVersion, owner kind, dependent apiVersion, dependent kind).
-pub const EDGES: &[(&str, &str, &str, &str)] =
-    &[("apps/v1", "Deployment", "apps/v1", "ReplicaSet"), ("apps/v1", "ReplicaSet", "v1", "Pod")];
+pub const EDGES: &[(&str, &str, &str, &str)] = &[
+    ("apps/v1", "Deployment", "apps/v1", "ReplicaSet"),
+    ("apps/v1", "ReplicaSet", "v1", "Pod"),
+    ("batch/v1", "Job", "v1", "Pod"),
+];
 
 /// The finalizer a Foreground delete puts on the owner until its dependents are gone.
 pub const FOREGROUND: &str = "foregroundDeletion";

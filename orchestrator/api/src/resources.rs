@@ -127,7 +127,7 @@ fn lost_fields(input: &Value, known: &Value, at: &str, out: &mut Vec<String>) {
     }
 }
 
-use k8s_openapi::api::{apps::v1 as apps, core::v1 as core};
+use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
 
 /// Every resource type we serve.
 pub static RESOURCES: &[ResourceType] = &[
@@ -238,6 +238,18 @@ pub static RESOURCES: &[ResourceType] = &[
         subresources: &["status", "scale"],
         tracks_generation: true,
         type_check: check::<apps::ReplicaSet>,
+    },
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        singular: "job",
+        namespaced: true,
+        short_names: &[],
+        subresources: &["status"],
+        tracks_generation: true,
+        type_check: check::<batch::Job>,
     },
 ];
 

@@ -180,6 +180,9 @@ pub fn prepare_update(
             "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds`",
         ));
     }
+    if rt.kind == "Job" && scope == WriteScope::Main {
+        crate::batch::validate_job_update(old, &new).map_err(|m| ApiError::invalid(rt.kind, &name, m))?;
+    }
     validate(rt, &new, &name)?;
     Ok(new)
 }
@@ -206,7 +209,7 @@ fn pod_spec_update_allowed(old: &Value, new: &Value) -> bool {
     old == new
 }
 
-fn set_default(obj: &mut Value, field: &str, value: Value) {
+pub(crate) fn set_default(obj: &mut Value, field: &str, value: Value) {
     if obj.is_object() && obj.get(field).is_none_or(Value::is_null) {
         obj[field] = value;
     }
@@ -214,7 +217,7 @@ fn set_default(obj: &mut Value, field: &str, value: Value) {
 
 /// The object at `path` below `v`, when every step is an object. Defaults run before the type
 /// check, so a hostile body may hold a string where an object belongs: never index into it.
-fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+pub(crate) fn object_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
     let mut at = v;
     for key in path {
         at = at.as_object_mut()?.get_mut(*key)?;
@@ -292,6 +295,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 labels.insert("kubernetes.io/metadata.name".into(), name);
             }
         }
+        "Job" => crate::batch::default_job(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Service" => {
             let Some(spec) = object_at(obj, &["spec"]) else { return };
@@ -312,7 +316,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
 }
 
 /// Defaults of a pod spec (`spec` is an object).
-fn default_pod_spec(spec: &mut Value) {
+pub(crate) fn default_pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -374,6 +378,9 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
             }
             validate_pod_spec(&spec["template"]["spec"], "spec.template.spec").or_else(invalid)
         }
+        "Job" => crate::batch::validate_job(obj)
+            .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
+            .or_else(invalid),
         _ => Ok(()),
     }
 }

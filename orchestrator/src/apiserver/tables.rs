@@ -58,6 +58,16 @@ fn columns(kind: &str) -> Vec<(&'static str, u8)> {
             ("Images", 1),
             ("Selector", 1),
         ],
+        "Job" => vec![
+            ("Name", 0),
+            ("Status", 0),
+            ("Completions", 0),
+            ("Duration", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1),
+            ("Selector", 1),
+        ],
         "Node" => vec![
             ("Name", 0),
             ("Status", 0),
@@ -137,6 +147,19 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 spec["replicas"].as_i64().unwrap_or(0).to_string(),
                 status["replicas"].as_i64().unwrap_or(0).to_string(),
                 status["readyReplicas"].as_i64().unwrap_or(0).to_string(),
+                age,
+                containers,
+                images,
+                selector(&spec["selector"]),
+            ]
+        }
+        "Job" => {
+            let (containers, images) = containers_and_images(&spec["template"]["spec"]);
+            vec![
+                name,
+                job_status(obj),
+                job_completions(spec, status),
+                job_duration(status),
                 age,
                 containers,
                 images,
@@ -229,6 +252,51 @@ pub fn pod_status(pod: &Value) -> String {
     reason
 }
 
+/// The STATUS column of a Job, in the precedence of upstream's `printJob`.
+fn job_status(job: &Value) -> String {
+    let has = |t: &str| {
+        job["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    };
+    let status = if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if meta::is_terminating(job) {
+        "Terminating"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    status.into()
+}
+
+/// `succeeded/completions`; a work-queue Job (no completions) shows `n/1 of parallelism`.
+fn job_completions(spec: &Value, status: &Value) -> String {
+    let succeeded = status["succeeded"].as_i64().unwrap_or(0);
+    match (spec["completions"].as_i64(), spec["parallelism"].as_i64().unwrap_or(0)) {
+        (Some(c), _) => format!("{succeeded}/{c}"),
+        (None, p) if p > 1 => format!("{succeeded}/1 of {p}"),
+        (None, _) => format!("{succeeded}/1"),
+    }
+}
+
+/// From start to completion, or to now while the Job runs; empty before it starts.
+fn job_duration(status: &Value) -> String {
+    let Some(start) = status["startTime"].as_str().and_then(meta::parse_time) else {
+        return String::new();
+    };
+    let end =
+        status["completionTime"].as_str().and_then(meta::parse_time).unwrap_or_else(jiff::Timestamp::now);
+    human_duration((end.as_second() - start.as_second()).max(0))
+}
+
 fn or_none(v: &Value) -> String {
     match v.as_str() {
         Some(s) if !s.is_empty() => s.to_string(),
@@ -294,6 +362,23 @@ mod tests {
         let t = table("Pod", &[pod], 7);
         assert_eq!(t["rows"][0]["cells"], json!(["p", "0/1", "CrashLoopBackOff", "2", "0s", "<none>", "n"]));
         assert_eq!(t["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn job_rows_follow_upstreams_printer() {
+        let job = json!({"metadata": {"name": "pi", "creationTimestamp": meta::now()},
+            "spec": {"completions": 5, "parallelism": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}}},
+            "status": {"succeeded": 5, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:05Z",
+                "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}});
+        let t = table("Job", &[job], 1);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["pi", "Complete", "5/5", "65s", "0s", "c", "i", "batch.kubernetes.io/controller-uid=u"])
+        );
+        let queue = json!({"metadata": {"name": "q"}, "spec": {"parallelism": 3}, "status": {}});
+        let cells = &table("Job", &[queue], 1)["rows"][0]["cells"];
+        assert_eq!([&cells[1], &cells[2], &cells[3]], [&json!("Running"), &json!("0/1 of 3"), &json!("")]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod deployment;
 pub mod events;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;

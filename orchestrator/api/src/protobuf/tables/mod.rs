@@ -2,6 +2,7 @@
 //! but not here: only our own agents write Nodes, and they speak JSON.
 
 pub mod apps;
+pub mod batch;
 pub mod container;
 pub mod meta;
 pub mod objects;
@@ -34,6 +35,7 @@ pub static ROOTS: &[Root] = &[
     Root { api_version: "apps/v1", kind: "Deployment", message: &apps::DEPLOYMENT },
     Root { api_version: "apps/v1", kind: "ReplicaSet", message: &apps::REPLICA_SET },
     Root { api_version: "autoscaling/v1", kind: "Scale", message: &apps::SCALE },
+    Root { api_version: "batch/v1", kind: "Job", message: &batch::JOB },
 ];
 
 /// The message for an envelope's type. `DeleteOptions` is registered in every group-version
