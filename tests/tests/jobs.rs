@@ -234,3 +234,45 @@ fn a_suspended_job_stops_its_pods_and_resumes() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_control_plane_restart_neither_duplicates_nor_recounts_pods() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let data = work.path().join("cluster");
+    let port = wasmkube_e2e::cluster::free_port();
+    let network = wasmkube_e2e::cluster::PodNetworkLease::reserve()?;
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    cluster.side_load("word-count.wasm", "example.local/word-count:1")?;
+    words(&cluster)?;
+    let spec = "  completions: 4\n  parallelism: 2\n  completionMode: Indexed";
+    cluster.apply_yaml("steady", &job_yaml("steady", spec, "{name: SLEEP_MS, value: '3000'}"))?;
+    wait(&cluster, "jsonpath={.status.active}=2", "job/steady")?;
+
+    // Stop the whole control plane (and its agent) while two indexes run, then start it again.
+    cluster.process.terminate()?;
+    drop(cluster);
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    wait(&cluster, "condition=complete", "job/steady")?;
+    let pods = cluster.get_json(&["pods", "-l", "batch.kubernetes.io/job-name=steady"])?;
+    let mut indexes: Vec<String> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"].to_string())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["\"0\"", "\"1\"", "\"2\"", "\"3\""], "one pod per index: {pods}");
+    let before = cluster.get_json(&["job", "steady"])?["status"].clone();
+    assert_eq!((before["succeeded"].as_i64(), before["completedIndexes"].as_str()), (Some(4), Some("0-3")));
+
+    // A restart after completion counts nothing again.
+    cluster.process.terminate()?;
+    drop(cluster);
+    let cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    // Any recount would be written by the controller's first round, before a new pod event.
+    cluster.kubectl_ok(&["create", "job", "marker", "--image=example.local/word-count:1"])?;
+    wait(&cluster, "jsonpath={.status.startTime}", "job/marker")?;
+    let after = cluster.get_json(&["job", "steady"])?["status"].clone();
+    assert_eq!(after, before);
+    Ok(())
+}
