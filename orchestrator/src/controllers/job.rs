@@ -22,7 +22,10 @@ use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
 use self::state::{Pods, condition, has_condition, set_condition};
-use super::events::{EventKind, emit};
+use super::{
+    events::{EventKind, emit},
+    written::Written,
+};
 use crate::{
     api::{ResourceType, batch::COMPLETION_INDEX, find_by_kind, meta, patch::PatchType},
     client::{Client, informer},
@@ -64,6 +67,8 @@ struct Controller {
     job_type: &'static ResourceType,
     pod_type: &'static ResourceType,
     expectations: HashMap<String, Expectation>,
+    /// What this controller wrote, until the cache catches up.
+    written: Written,
 }
 
 /// Run the controller until the process ends.
@@ -77,26 +82,39 @@ pub async fn run(client: Client) {
     let pods = informer::spawn(client.clone(), pod_type, None, changed.clone());
     jobs.wait_synced().await;
     pods.wait_synced().await;
-    let mut controller = Controller { client, job_type, pod_type, expectations: HashMap::new() };
+    let mut controller =
+        Controller { client, job_type, pod_type, expectations: HashMap::new(), written: Written::default() };
     loop {
-        // A fresh timer per round: a round started by the wake-up timer below must be paced
-        // by its own length, not by the time since the last change.
+        // A fresh timer per round (see `next_round`).
         let mut rounds = crate::controllers::Rounds::new();
         let all_pods = pods.list();
         let mut wake: Option<Instant> = None;
-        for job in jobs.list() {
+        for cached in jobs.list() {
+            let job = controller.written.fresher(cached);
             if let Some(at) = controller.reconcile(&job, &all_pods).await {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
             }
         }
-        let live: HashSet<String> = jobs.list().iter().map(|j| meta::uid(j).to_string()).collect();
-        controller.expectations.retain(|uid, _| live.contains(uid));
-        // Back-off ends, deadlines and TTLs are not watch events: wake for them too.
-        let timer = wake.unwrap_or_else(|| Instant::now() + crate::controllers::RESYNC);
-        tokio::select! {
-            _ = rounds.next(&changed) => {}
-            _ = tokio::time::sleep_until(timer.into()) => {}
-        }
+        let list = jobs.list();
+        let live: HashSet<&str> = list.iter().map(|j| meta::uid(j)).collect();
+        controller.expectations.retain(|uid, _| live.contains(uid.as_str()));
+        controller.written.retain(&live);
+        next_round(&mut rounds, &changed, wake).await;
+    }
+}
+
+/// Wait for a change, or until `wake`: back-off ends, deadlines, TTLs and schedules are no
+/// watch events. `rounds` must have been started with the round that just ended, so that a
+/// round woken by the timer is paced by its own length, not by the time since the last change.
+pub(super) async fn next_round(
+    rounds: &mut crate::controllers::Rounds,
+    changed: &Notify,
+    wake: Option<Instant>,
+) {
+    let timer = wake.unwrap_or_else(|| Instant::now() + crate::controllers::RESYNC);
+    tokio::select! {
+        _ = rounds.next(changed) => {}
+        _ = tokio::time::sleep_until(timer.into()) => {}
     }
 }
 
@@ -396,7 +414,9 @@ impl Controller {
                 .patch(self.job_type, Some(ns), name, Some("status"), PatchType::Merge, &patch)
                 .await
             {
-                Ok(_) => {}
+                Ok(updated) => {
+                    self.written.remember(updated);
+                }
                 Err(e) if e.is_not_found() => {}
                 Err(e) => warn!(error = %e, "updating job status failed"),
             }

@@ -10,6 +10,7 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod written;
 
 use std::time::{Duration, Instant};
 
