@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod batch;
 pub mod cidr;
+pub mod cron;
 pub mod meta;
 pub mod nesting;
 pub mod ownership;
