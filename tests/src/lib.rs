@@ -4,6 +4,7 @@
 //! - [`cluster`]: the real `wasmkube up`/`agent` processes and the real kubectl against them.
 //! - [`wasi_image`]: OCI image layouts (wasi/wasm and linux images) pushed with skopeo.
 //! - [`linux_image`]: the busybox sample image and hostile layers for the runc fallback.
+//! - [`word_count`]: the word-count sample as Jobs and CronJobs run it.
 //!
 //! Missing tools are installed by `scripts/install-test-deps.sh`.
 
@@ -11,5 +12,6 @@ pub mod cluster;
 pub mod linux_image;
 pub mod registry;
 pub mod wasi_image;
+pub mod word_count;
 
 pub use registry::TestRegistry;

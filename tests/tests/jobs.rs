@@ -8,36 +8,18 @@ use std::{
     time::Duration,
 };
 
-use wasmkube_e2e::cluster::Cluster;
+use wasmkube_e2e::{cluster::Cluster, word_count};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
 fn started_cluster(work: &std::path::Path) -> anyhow::Result<Cluster> {
-    let cluster = Cluster::up(&work.join("cluster"), "node-a")?;
-    cluster.side_load("word-count.wasm", "example.local/word-count:1")?;
-    Ok(cluster)
+    word_count::cluster(work)
 }
 
 /// A Job running word-count with `env` (YAML flow entries) and more `spec` lines.
 fn job_yaml(name: &str, spec: &str, env: &str) -> String {
-    format!(
-        "apiVersion: batch/v1
-kind: Job
-metadata: {{name: {name}}}
-spec:
-{spec}
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: count
-        image: example.local/word-count:1
-        args: [/words/words.txt]
-        env: [{env}]
-        volumeMounts: [{{name: words, mountPath: /words}}]
-      volumes: [{{name: words, configMap: {{name: words}}}}]
-"
-    )
+    let template = word_count::pod_template(2, env);
+    format!("apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n{spec}\n{template}")
 }
 
 fn words(cluster: &Cluster) -> anyhow::Result<()> {
@@ -242,7 +224,7 @@ fn a_control_plane_restart_neither_duplicates_nor_recounts_pods() -> anyhow::Res
     let port = wasmkube_e2e::cluster::free_port();
     let network = wasmkube_e2e::cluster::PodNetworkLease::reserve()?;
     let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
-    cluster.side_load("word-count.wasm", "example.local/word-count:1")?;
+    cluster.side_load("word-count.wasm", word_count::IMAGE)?;
     words(&cluster)?;
     let spec = "  completions: 4\n  parallelism: 2\n  completionMode: Indexed";
     cluster.apply_yaml("steady", &job_yaml("steady", spec, "{name: SLEEP_MS, value: '3000'}"))?;

@@ -1,5 +1,5 @@
-//! Admission for `batch/v1` Jobs: the defaults kube-apiserver fills in (including the
-//! generated selector that ties a Job to its pods by uid), and the rules it validates, with
+//! Admission for `batch/v1` Jobs and CronJobs: the defaults kube-apiserver fills in (including
+//! the generated selector that ties a Job to its pods by uid), and the rules it validates, with
 //! upstream's messages. Kept apart from `validate` so that module stays about the generic path.
 
 use serde_json::{Value, json};
@@ -165,6 +165,56 @@ pub fn validate_job_update(old: &Value, new: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Defaults of a CronJob, as upstream's `SetDefaults_CronJob`; the job template's pod spec gets
+/// the pod defaults, its Job spec none (they are filled when each Job is created).
+pub fn default_cronjob(obj: &mut Value) {
+    let Some(spec) = object_at(obj, &["spec"]) else { return };
+    set_default(spec, "concurrencyPolicy", json!("Allow"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "successfulJobsHistoryLimit", json!(3));
+    set_default(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(pod) = object_at(spec, &["jobTemplate", "spec", "template", "spec"]) {
+        default_pod_spec(pod);
+    }
+}
+
+/// Whole-CronJob validation: schedule and time zone, policies, limits, the job template.
+pub fn validate_cronjob(obj: &Value) -> Result<(), String> {
+    // Job names add 11 characters (`-` and the scheduled minute) and must stay valid labels.
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    if name.len() > 52 {
+        return Err(format!("metadata.name: Invalid value: {name:?}: must be no more than 52 characters"));
+    }
+    let spec = &obj["spec"];
+    let Some(schedule) = spec["schedule"].as_str().filter(|s| !s.trim().is_empty()) else {
+        return Err("spec.schedule: Required value".into());
+    };
+    let zone = spec["timeZone"].as_str();
+    crate::cron::Schedule::parse(schedule, zone).map_err(|e| match e {
+        crate::cron::ScheduleError::Schedule(m) => format!("spec.schedule: Invalid value: {schedule:?}: {m}"),
+        crate::cron::ScheduleError::TimeZone(_) => {
+            format!("spec.timeZone: Invalid value: {:?}: {e}", zone.unwrap_or(""))
+        }
+    })?;
+    match spec["concurrencyPolicy"].as_str() {
+        None | Some("Allow" | "Forbid" | "Replace") => {}
+        Some(other) => {
+            return Err(format!(
+                "spec.concurrencyPolicy: Unsupported value: {other:?}: supported values: \"Allow\", \"Forbid\", \"Replace\""
+            ));
+        }
+    }
+    for field in ["startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
+        if spec[field].as_i64().is_some_and(|v| v < 0) {
+            return Err(format!(
+                "spec.{field}: Invalid value: {}: must be greater than or equal to 0",
+                spec[field]
+            ));
+        }
+    }
+    validate_job_spec(&spec["jobTemplate"]["spec"], "spec.jobTemplate.spec")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +296,38 @@ mod tests {
             default_job(&mut obj);
             let _ = validate_job(&obj);
         }
+    }
+
+    #[test]
+    fn cronjob_defaults_and_schedule_errors() {
+        let mut obj = json!({"metadata": {"name": "tick"}, "spec": {"schedule": "*/1 * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}}});
+        default_cronjob(&mut obj);
+        let spec = &obj["spec"];
+        assert_eq!(
+            (
+                &spec["concurrencyPolicy"],
+                &spec["suspend"],
+                &spec["successfulJobsHistoryLimit"],
+                &spec["failedJobsHistoryLimit"]
+            ),
+            (&json!("Allow"), &json!(false), &json!(3), &json!(1))
+        );
+        assert!(spec["jobTemplate"]["spec"]["backoffLimit"].is_null(), "Job defaults come with each Job");
+        validate_cronjob(&obj).expect("valid");
+        obj["spec"]["schedule"] = json!("* * *");
+        assert_eq!(
+            validate_cronjob(&obj).expect_err("schedule"),
+            "spec.schedule: Invalid value: \"* * *\": expected exactly 5 fields, found 3: * * *"
+        );
+        obj["spec"]["schedule"] = json!("@daily");
+        obj["spec"]["timeZone"] = json!("Nowhere/Land");
+        assert_eq!(
+            validate_cronjob(&obj).expect_err("zone"),
+            "spec.timeZone: Invalid value: \"Nowhere/Land\": unknown time zone Nowhere/Land"
+        );
+        obj["spec"]["timeZone"] = json!("Europe/Berlin");
+        obj["spec"]["concurrencyPolicy"] = json!("Sometimes");
+        assert!(validate_cronjob(&obj).expect_err("policy").starts_with("spec.concurrencyPolicy"));
     }
 }

@@ -6,6 +6,7 @@ pub const EDGES: &[(&str, &str, &str, &str)] = &[
     ("apps/v1", "Deployment", "apps/v1", "ReplicaSet"),
     ("apps/v1", "ReplicaSet", "v1", "Pod"),
     ("batch/v1", "Job", "v1", "Pod"),
+    ("batch/v1", "CronJob", "batch/v1", "Job"),
 ];
 
 /// The finalizer a Foreground delete puts on the owner until its dependents are gone.

@@ -251,6 +251,18 @@ pub static RESOURCES: &[ResourceType] = &[
         tracks_generation: true,
         type_check: check::<batch::Job>,
     },
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        kind: "CronJob",
+        plural: "cronjobs",
+        singular: "cronjob",
+        namespaced: true,
+        short_names: &["cj"],
+        subresources: &["status"],
+        tracks_generation: true,
+        type_check: check::<batch::CronJob>,
+    },
 ];
 
 /// The resource served at `group`/`version` under `plural`.

@@ -296,6 +296,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             }
         }
         "Job" => crate::batch::default_job(obj),
+        "CronJob" => crate::batch::default_cronjob(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Service" => {
             let Some(spec) = object_at(obj, &["spec"]) else { return };
@@ -380,6 +381,14 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
         }
         "Job" => crate::batch::validate_job(obj)
             .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
+            .or_else(invalid),
+        "CronJob" => crate::batch::validate_cronjob(obj)
+            .and_then(|()| {
+                validate_pod_spec(
+                    &obj["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                    "spec.jobTemplate.spec.template.spec",
+                )
+            })
             .or_else(invalid),
         _ => Ok(()),
     }

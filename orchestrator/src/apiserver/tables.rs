@@ -68,6 +68,18 @@ fn columns(kind: &str) -> Vec<(&'static str, u8)> {
             ("Images", 1),
             ("Selector", 1),
         ],
+        "CronJob" => vec![
+            ("Name", 0),
+            ("Schedule", 0),
+            ("Timezone", 0),
+            ("Suspend", 0),
+            ("Active", 0),
+            ("Last Schedule", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1),
+            ("Selector", 1),
+        ],
         "Node" => vec![
             ("Name", 0),
             ("Status", 0),
@@ -164,6 +176,32 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 containers,
                 images,
                 selector(&spec["selector"]),
+            ]
+        }
+        "CronJob" => {
+            let job = &spec["jobTemplate"]["spec"];
+            let (containers, images) = containers_and_images(&job["template"]["spec"]);
+            let suspend = match spec["suspend"].as_bool() {
+                Some(true) => "True",
+                Some(false) => "False",
+                None => "<unset>",
+            };
+            let last = if status["lastScheduleTime"].is_string() {
+                age_of(&status["lastScheduleTime"])
+            } else {
+                "<none>".into()
+            };
+            vec![
+                name,
+                s(&spec["schedule"]),
+                or_none(&spec["timeZone"]),
+                suspend.into(),
+                status["active"].as_array().map_or(0, Vec::len).to_string(),
+                last,
+                age,
+                containers,
+                images,
+                selector(&job["selector"]),
             ]
         }
         "Node" => {

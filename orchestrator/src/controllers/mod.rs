@@ -2,6 +2,7 @@
 //! change reconciles all objects it owns toward their spec. Reconciles are idempotent: they
 //! read the cache, compare, and write only differences, so a restart mid-way converges.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod events;
 pub mod gc;

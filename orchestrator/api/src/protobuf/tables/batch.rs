@@ -1,9 +1,10 @@
-//! `batch/v1` Job (what `kubectl create job` sends). Field numbers from upstream's
+//! `batch/v1` Job and CronJob (what `kubectl create job|cronjob` send). Field numbers from upstream's
 //! `batch/v1/generated.proto`; every spec field is a pointer in Go, so zero values are kept.
 //! Pod failure and success policies are not decoded: a body using them is told to use JSON.
 
 use super::{
     meta::{LABEL_SELECTOR, OBJECT_META},
+    objects::OBJECT_REFERENCE,
     pod::POD_TEMPLATE_SPEC,
 };
 use crate::protobuf::schema::*;
@@ -75,3 +76,44 @@ pub static JOB_CONDITION: Message = Message {
 /// `UncountedTerminatedPods`.
 pub static UNCOUNTED_TERMINATED_PODS: Message =
     Message { name: "UncountedTerminatedPods", fields: &[f(1, "succeeded", STRS), f(2, "failed", STRS)] };
+
+/// `CronJob`.
+pub static CRON_JOB: Message = Message {
+    name: "CronJob",
+    fields: &[
+        f(1, "metadata", msg(&OBJECT_META)),
+        f(2, "spec", msg(&CRON_JOB_SPEC)),
+        f(3, "status", msg(&CRON_JOB_STATUS)),
+    ],
+};
+
+/// `CronJobSpec` (`schedule` has no omitempty; the rest are pointers but `concurrencyPolicy`).
+pub static CRON_JOB_SPEC: Message = Message {
+    name: "CronJobSpec",
+    fields: &[
+        f(1, "schedule", STR_KEEP),
+        f(8, "timeZone", STR_KEEP),
+        f(2, "startingDeadlineSeconds", I64_KEEP),
+        f(3, "concurrencyPolicy", STR),
+        f(4, "suspend", BOOL_KEEP),
+        f(5, "jobTemplate", msg(&JOB_TEMPLATE_SPEC)),
+        f(6, "successfulJobsHistoryLimit", I32_KEEP),
+        f(7, "failedJobsHistoryLimit", I32_KEEP),
+    ],
+};
+
+/// `JobTemplateSpec`.
+pub static JOB_TEMPLATE_SPEC: Message = Message {
+    name: "JobTemplateSpec",
+    fields: &[f(1, "metadata", msg(&OBJECT_META)), f(2, "spec", msg(&JOB_SPEC))],
+};
+
+/// `CronJobStatus`.
+pub static CRON_JOB_STATUS: Message = Message {
+    name: "CronJobStatus",
+    fields: &[
+        f(1, "active", list(&OBJECT_REFERENCE)),
+        f(4, "lastScheduleTime", TIME),
+        f(5, "lastSuccessfulTime", TIME),
+    ],
+};

@@ -36,6 +36,7 @@ pub static ROOTS: &[Root] = &[
     Root { api_version: "apps/v1", kind: "ReplicaSet", message: &apps::REPLICA_SET },
     Root { api_version: "autoscaling/v1", kind: "Scale", message: &apps::SCALE },
     Root { api_version: "batch/v1", kind: "Job", message: &batch::JOB },
+    Root { api_version: "batch/v1", kind: "CronJob", message: &batch::CRON_JOB },
 ];
 
 /// The message for an envelope's type. `DeleteOptions` is registered in every group-version
