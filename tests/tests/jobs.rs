@@ -151,6 +151,25 @@ fn failing_pods_hit_the_backoff_limit_after_backing_off() -> anyhow::Result<()> 
 }
 
 #[test]
+fn container_restarts_under_on_failure_count_toward_the_backoff_limit() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = started_cluster(work.path())?;
+    words(&cluster)?;
+    let yaml = job_yaml("flaky", "  backoffLimit: 1", "{name: FAIL, value: '1'}")
+        .replace("restartPolicy: Never", "restartPolicy: OnFailure");
+    cluster.apply_yaml("flaky", &yaml)?;
+    wait(&cluster, "condition=failed", "job/flaky")?;
+    let job = cluster.get_json(&["job", "flaky"])?;
+    assert_eq!(condition(&job, "Failed")["reason"], "BackoffLimitExceeded", "{job}");
+    // One pod, restarted in place by the node (never replaced by the controller), then
+    // stopped when its restart reached the limit.
+    let events = events_of(&cluster, "flaky")?;
+    assert_eq!(events.matches("SuccessfulCreate").count(), 1, "{events}");
+    assert!(events.contains("SuccessfulDelete"), "{events}");
+    Ok(())
+}
+
+#[test]
 fn active_deadline_seconds_stops_a_job() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let cluster = started_cluster(work.path())?;
