@@ -532,3 +532,61 @@ fn add_index_env(container: &mut Value) {
     let path = format!("metadata.annotations['{COMPLETION_INDEX}']");
     env.push(json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {"fieldPath": path}}}));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexed_pod(index: u32, created: &str) -> Arc<Value> {
+        Arc::new(json!({"metadata": {"name": format!("p{index}-{created}"), "creationTimestamp": created,
+            "annotations": {COMPLETION_INDEX: index.to_string()},
+            "ownerReferences": [{"uid": "j", "controller": true}]}, "status": {"phase": "Running"}}))
+    }
+
+    #[test]
+    fn indexed_plan_keeps_one_pod_per_open_index_and_starts_the_lowest_missing() {
+        let pods = vec![
+            indexed_pod(1, "2026-01-01T00:00:01Z"),
+            indexed_pod(1, "2026-01-01T00:00:02Z"),
+            indexed_pod(0, "2026-01-01T00:00:01Z"),
+            indexed_pod(9, "2026-01-01T00:00:01Z"),
+        ];
+        let sorted = Pods::of("j", &pods);
+        let done: BTreeSet<u32> = [0].into_iter().collect();
+        let (keep, extra, missing) = indexed_plan(&sorted, &done, 5, 3);
+        let names = |l: &[&Value]| l.iter().map(|p| meta::name(p).to_string()).collect::<Vec<_>>();
+        // Index 1 keeps its older pod; a pod for done index 0 and one past `completions` go.
+        assert_eq!(names(&keep), ["p1-2026-01-01T00:00:01Z"]);
+        let mut gone = names(&extra);
+        gone.sort();
+        assert_eq!(gone, ["p0-2026-01-01T00:00:01Z", "p1-2026-01-01T00:00:02Z", "p9-2026-01-01T00:00:01Z"]);
+        assert_eq!(missing, [Some(2), Some(3)], "parallelism 3 leaves room for two");
+    }
+
+    #[test]
+    fn an_indexed_pod_carries_its_index_everywhere_upstream_puts_it() {
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "wc", "namespace": "ns", "uid": "u"},
+            "spec": {"template": {"metadata": {"labels": {"app": "wc"}},
+                "spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": "1"}]}]}}}});
+        let pod = pod_from_template(&job, Some(3));
+        let meta = &pod["metadata"];
+        assert_eq!(meta["generateName"], "wc-3-");
+        assert_eq!(
+            (&meta["annotations"][COMPLETION_INDEX], &meta["labels"][COMPLETION_INDEX]),
+            (&json!("3"), &json!("3"))
+        );
+        assert_eq!(meta["labels"]["app"], "wc");
+        assert_eq!(meta["ownerReferences"][0]["uid"], "u");
+        assert_eq!(pod["spec"]["hostname"], "wc-3");
+        let env = &pod["spec"]["containers"][0]["env"];
+        assert_eq!(env[1]["name"], "JOB_COMPLETION_INDEX");
+        assert_eq!(
+            env[1]["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        );
+        let plain = pod_from_template(&job, None);
+        assert_eq!(plain["metadata"]["generateName"], "wc-");
+        assert!(plain["spec"]["hostname"].is_null());
+    }
+}
