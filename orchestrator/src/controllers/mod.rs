@@ -23,9 +23,18 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// Wait until `changed` fires (bursts coalesce into one wake-up) or `RESYNC` passes; every
 /// controller reconciles everything after each wake-up.
 pub async fn wait_for_change(changed: &Notify) {
+    wait_for_change_until(changed, None).await
+}
+
+/// [`wait_for_change`], waking also at `deadline` when one is given: a controller that needs
+/// to look again at a known time (a pod becoming available after `minReadySeconds`, a progress
+/// deadline passing) asks for it instead of waiting for the resync.
+pub async fn wait_for_change_until(changed: &Notify, deadline: Option<Instant>) {
+    let resync = Instant::now() + RESYNC;
+    let until = deadline.map_or(resync, |d| d.min(resync));
     tokio::select! {
         _ = changed.notified() => {}
-        _ = tokio::time::sleep(RESYNC) => {}
+        _ = tokio::time::sleep_until(until.into()) => {}
     }
 }
 
@@ -55,8 +64,13 @@ impl Rounds {
     /// End the current round: wait for a change (see [`wait_for_change`]) and for the rest the
     /// round earned, then start timing the next.
     pub async fn next(&mut self, changed: &Notify) {
+        self.next_until(changed, None).await
+    }
+
+    /// [`Rounds::next`], waking also at `deadline` (see [`wait_for_change_until`]).
+    pub async fn next_until(&mut self, changed: &Notify, deadline: Option<Instant>) {
         let rest_until = tokio::time::Instant::now() + rest_after(self.started.elapsed());
-        wait_for_change(changed).await;
+        wait_for_change_until(changed, deadline).await;
         tokio::time::sleep_until(rest_until).await;
         self.started = Instant::now();
     }

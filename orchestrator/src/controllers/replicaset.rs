@@ -1,6 +1,7 @@
 //! The ReplicaSet controller: keeps the number of live pods owned by each ReplicaSet at
 //! `spec.replicas`, and reports counts in its status. Expectations (pods it created or deleted
-//! that the cache has not shown yet) stop it from acting twice on a stale cache.
+//! that the cache has not shown yet) stop it from acting twice on a stale cache. A pod counts as
+//! available once it has been Ready for `spec.minReadySeconds`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -41,10 +42,15 @@ pub async fn run(client: Client) {
     let mut rounds = crate::controllers::Rounds::new();
     loop {
         let all_pods = pods.list();
+        let mut wake: Option<Duration> = None;
         for rs in replicasets.list() {
-            reconcile(&client, rs_type, pod_type, &rs, &all_pods, &mut expectations).await;
+            if let Some(after) =
+                reconcile(&client, rs_type, pod_type, &rs, &all_pods, &mut expectations).await
+            {
+                wake = Some(wake.map_or(after, |w| w.min(after)));
+            }
         }
-        rounds.next(&changed).await;
+        rounds.next_until(&changed, wake.map(|w| Instant::now() + w)).await;
     }
 }
 
@@ -66,6 +72,21 @@ pub fn is_ready(pod: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
+/// How long until a Ready pod counts as available: it must have been Ready for
+/// `min_ready_seconds` (zero when it already is, `None` when it is not Ready).
+pub fn until_available(pod: &Value, min_ready_seconds: i64, now: jiff::Timestamp) -> Option<Duration> {
+    let ready = pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
+    if min_ready_seconds <= 0 {
+        return Some(Duration::ZERO);
+    }
+    let since = ready["lastTransitionTime"].as_str().and_then(crate::api::meta::parse_time)?;
+    let ready_for = now.duration_since(since).as_secs().max(0);
+    Some(Duration::from_secs((min_ready_seconds - ready_for).max(0) as u64))
+}
+
 fn satisfied(exp: &Expectation, pods: &[Arc<Value>], ns: &str) -> bool {
     let present: HashSet<String> = pods
         .iter()
@@ -85,12 +106,12 @@ async fn reconcile(
     rs: &Value,
     pods: &[Arc<Value>],
     expectations: &mut HashMap<String, Expectation>,
-) {
+) -> Option<Duration> {
     let uid = meta::uid(rs).to_string();
     let ns = meta::namespace(rs).to_string();
     if let Some(exp) = expectations.get(&uid) {
         if !satisfied(exp, pods, &ns) {
-            return;
+            return None;
         }
         expectations.remove(&uid);
     }
@@ -98,7 +119,7 @@ async fn reconcile(
     // A terminating ReplicaSet is left to the garbage collector (Foreground deletes its pods,
     // Orphan keeps them), as upstream's controller stops managing it.
     if meta::is_terminating(rs) {
-        return;
+        return None;
     }
     let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let mut exp = Expectation { created: HashSet::new(), deleted: HashSet::new(), since: Instant::now() };
@@ -160,7 +181,7 @@ async fn reconcile(
     if !exp.created.is_empty() || !exp.deleted.is_empty() {
         expectations.insert(uid, exp);
     }
-    update_status(client, rs_type, rs, &owned).await;
+    update_status(client, rs_type, rs, &owned).await
 }
 
 fn pod_from_template(rs: &Value) -> Value {
@@ -178,8 +199,21 @@ fn pod_from_template(rs: &Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
 }
 
-async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owned: &[&Value]) {
+/// Write the counts; returns when a Ready pod will have been Ready for `minReadySeconds`, as the
+/// available count changes then without any event.
+async fn update_status(
+    client: &Client,
+    rs_type: &ResourceType,
+    rs: &Value,
+    owned: &[&Value],
+) -> Option<Duration> {
     let ready = owned.iter().filter(|p| is_ready(p)).count();
+    let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let now = jiff::Timestamp::now();
+    let waits: Vec<Duration> = owned.iter().filter_map(|p| until_available(p, min_ready, now)).collect();
+    let available = waits.iter().filter(|w| w.is_zero()).count();
+    // One second late rather than early: the timestamps have whole seconds.
+    let next = waits.iter().filter(|w| !w.is_zero()).min().map(|w| *w + Duration::from_secs(1));
     let selector = rs["spec"]["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
     let labeled =
         owned.iter().filter(|p| selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)).count();
@@ -187,7 +221,7 @@ async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owne
         "replicas": owned.len(),
         "fullyLabeledReplicas": labeled,
         "readyReplicas": ready,
-        "availableReplicas": ready,
+        "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
     });
     let current = &rs["status"];
@@ -196,7 +230,7 @@ async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owne
             .iter()
             .all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0));
     if unchanged {
-        return;
+        return next;
     }
     if let Err(e) = client
         .patch(
@@ -212,5 +246,23 @@ async fn update_status(client: &Client, rs_type: &ResourceType, rs: &Value, owne
         if !e.is_not_found() {
             warn!(error = %e, "updating replicaset status failed");
         }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_is_available_only_after_min_ready_seconds() {
+        let pod = json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}});
+        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("time");
+        assert_eq!(until_available(&pod, 0, at("2027-01-15T08:00:00Z")), Some(Duration::ZERO));
+        assert_eq!(until_available(&pod, 10, at("2027-01-15T08:00:04Z")), Some(Duration::from_secs(6)));
+        assert_eq!(until_available(&pod, 10, at("2027-01-15T08:00:30Z")), Some(Duration::ZERO));
+        let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        assert_eq!(until_available(&not_ready, 0, at("2027-01-15T08:00:00Z")), None);
     }
 }
