@@ -366,7 +366,8 @@ impl ContainerTask {
                 return Some((128, started.elapsed()));
             }
         };
-        let probes = Probes::from_spec(&self.spec, !id.starts_with("runc://"));
+        let is_wasm = !id.starts_with("runc://");
+        let probes = Probes::from_spec(&self.spec, is_wasm);
         self.set(|s| {
             s.state = State::Running { started_at: started_at.clone() };
             s.container_id = Some(id);
@@ -391,6 +392,7 @@ impl ContainerTask {
             _ = self.stop.cancelled() => {
                 // Read the grace period now: a delete may have shortened it.
                 let grace = *grace.lock().unwrap_or_else(|p| p.into_inner());
+                let grace = self.pre_stop(grace, is_wasm).await;
                 (running.stop(grace).await, true)
             }
             kill = self.run_probes(&probes, started) => {
@@ -399,8 +401,9 @@ impl ContainerTask {
                 info!(message = %kill.message, "stopping the container for its probe");
                 probe_killed = true;
                 let grace = kill.grace.unwrap_or_else(|| *grace.lock().unwrap_or_else(|p| p.into_inner()));
+                let stopping = async { running.stop(self.pre_stop(grace, is_wasm).await).await };
                 tokio::select! {
-                    exit = running.stop(grace) => (exit, false),
+                    exit = stopping => (exit, false),
                     // A delete meanwhile shortens nothing already under way, but is still a stop.
                     _ = self.stop.cancelled() => (running.stop(Duration::ZERO).await, true),
                 }

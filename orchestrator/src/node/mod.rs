@@ -6,6 +6,7 @@ mod backoff;
 mod container;
 mod env;
 pub mod grants;
+mod hooks;
 mod ipam;
 mod linux;
 pub mod logs;

@@ -212,6 +212,20 @@ impl Probe {
     }
 }
 
+/// Run a lifecycle hook's `httpGet` or `tcpSocket` handler once (the same actions as probes),
+/// waiting at most `timeout`: `Ok` or kubelet's failure message.
+pub(super) async fn run_handler(
+    handler: &Value,
+    container: &Value,
+    is_wasm: bool,
+    pod_ip: Ipv4Addr,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut probe = Probe::parse(handler, Kind::Liveness, container, is_wasm);
+    probe.timeout = timeout.max(Duration::from_secs(1));
+    probe.check(pod_ip, &probe_client()).await
+}
+
 /// A port number, or the name of one of the container's ports.
 fn resolve_port(port: &Value, container: &Value) -> Result<u16, String> {
     if let Some(n) = port.as_u64() {
