@@ -113,6 +113,13 @@ impl Process {
         }
     }
 
+    /// The next printed line, or `None` once the process closed its output or `timeout` passed.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     /// Stop with SIGTERM and wait for the exit status.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -153,9 +160,15 @@ impl PodNetworkLease {
         for second_octet in (64u16..=252).step_by(4) {
             let path = dir.join(second_octet.to_string());
             for _ in 0..2 {
-                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(mut f) => {
-                        write!(f, "{}", std::process::id())?;
+                // The file appears with its owner already in it (a hard link of a finished
+                // file): a plain create-then-write let a second test read it empty in between,
+                // take it for a dead owner's, and share the network.
+                let mine = dir.join(format!("{second_octet}.{}", std::process::id()));
+                std::fs::write(&mine, std::process::id().to_string())?;
+                let linked = std::fs::hard_link(&mine, &path);
+                let _ = std::fs::remove_file(&mine);
+                match linked {
+                    Ok(()) => {
                         return Ok(Self { path, cidr: format!("127.{second_octet}.0.0/14") });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -4,12 +4,14 @@
 //! - [`cluster`]: the real `wasmkube up`/`agent` processes and the real kubectl against them.
 //! - [`wasi_image`]: OCI image layouts (wasi/wasm and linux images) pushed with skopeo.
 //! - [`linux_image`]: the busybox sample image and hostile layers for the runc fallback.
+//! - [`pod_watch`]: pods followed through `kubectl get pods --watch`, as an endpoints controller sees them.
 //! - [`word_count`]: the word-count sample as Jobs and CronJobs run it.
 //!
 //! Missing tools are installed by `scripts/install-test-deps.sh`.
 
 pub mod cluster;
 pub mod linux_image;
+pub mod pod_watch;
 pub mod registry;
 pub mod wasi_image;
 pub mod word_count;

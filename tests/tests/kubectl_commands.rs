@@ -140,6 +140,8 @@ fn kubectl_habits_work_end_to_end() -> anyhow::Result<()> {
     let out = cluster.kubectl_env(&["edit", "deployment/web"], &[("KUBE_EDITOR", editor)])?;
     assert!(out.status.success(), "edit: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(cluster.get_json(&["deployment", "web"])?["spec"]["minReadySeconds"], 2);
+    // The merged env rolled out a new template, pod by pod, each available after 2 s.
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=90s"])?;
 
     // get in every output format.
     let wide = cluster.kubectl_ok(&["get", "pods", "-o", "wide"])?;
