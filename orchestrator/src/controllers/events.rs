@@ -28,36 +28,68 @@ const REMEMBERED: usize = 4096;
 /// (namespace, object uid, reason, message, component).
 type EventKey = (String, String, String, String, String);
 
-/// An event this process created: its name, its count, when it was last raised.
+/// An event this process created (or is creating): its name, its count, when it was last
+/// raised, and whether the create has finished.
 struct Recorded {
     name: String,
     count: u64,
     at: Instant,
+    created: bool,
 }
 
 static RECORDED: LazyLock<Mutex<HashMap<EventKey, Recorded>>> = LazyLock::new(Default::default);
 
-/// The event to raise for `key` (its name and new count), if one is recent enough.
-fn repeat_of(key: &EventKey) -> Option<(String, u64)> {
-    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-    let seen = recorded.get_mut(key)?;
-    if seen.at.elapsed() > AGGREGATION_WINDOW {
-        return None;
-    }
-    seen.count += 1;
-    seen.at = Instant::now();
-    Some((seen.name.clone(), seen.count))
+/// What to do about an event.
+enum Recording {
+    /// First of its kind: create it under this name.
+    Create(String),
+    /// A repeat of a created event: raise it to this count.
+    Raise(String, u64),
+    /// A repeat while the first one's create is in flight: its creator raises the count after.
+    Counted,
 }
 
-fn remember(key: EventKey, name: String) {
+/// Decide, under one lock, whether `key` is new or a repeat; a new key is remembered at once,
+/// so a repeat emitted while the create is in flight counts up instead of creating a twin.
+fn recording(key: &EventKey, object_name: &str) -> Recording {
     let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(seen) = recorded.get_mut(key).filter(|seen| seen.at.elapsed() <= AGGREGATION_WINDOW) {
+        seen.count += 1;
+        seen.at = Instant::now();
+        return if seen.created {
+            Recording::Raise(seen.name.clone(), seen.count)
+        } else {
+            Recording::Counted
+        };
+    }
     if recorded.len() >= REMEMBERED {
         recorded.retain(|_, r| r.at.elapsed() <= AGGREGATION_WINDOW);
         if recorded.len() >= REMEMBERED {
             recorded.clear();
         }
     }
-    recorded.insert(key, Recorded { name, count: 1, at: Instant::now() });
+    let name = format!("{object_name}.{}", meta::random_suffix());
+    recorded
+        .insert(key.clone(), Recorded { name: name.clone(), count: 1, at: Instant::now(), created: false });
+    Recording::Create(name)
+}
+
+/// After the create of `key`: mark it created (or forget it if the create failed) and return
+/// the count repeats raised it to meanwhile.
+fn created(key: &EventKey, ok: bool) -> u64 {
+    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    if !ok {
+        recorded.remove(key);
+        return 0;
+    }
+    recorded.get_mut(key).map_or(1, |seen| {
+        seen.created = true;
+        seen.count
+    })
+}
+
+fn forget(key: &EventKey) {
+    RECORDED.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
 }
 
 /// Normal or Warning, as Kubernetes classifies events.
@@ -88,15 +120,25 @@ pub async fn record(
     let now = meta::now();
     let key: EventKey =
         (ns.to_string(), meta::uid(object).to_string(), reason.into(), message.into(), component.into());
-    if let Some((name, count)) = repeat_of(&key) {
-        let patch = json!({"count": count, "lastTimestamp": now});
-        match client.patch(events, Some(ns), &name, None, PatchType::Merge, &patch).await {
-            Ok(_) => return,
-            // Gone (expired or deleted): record it afresh below.
-            Err(e) => debug!(error = %e, reason, "could not raise the event's count"),
+    let name = match recording(&key, meta::name(object)) {
+        Recording::Counted => return,
+        Recording::Raise(name, count) => {
+            let patch = json!({"count": count, "lastTimestamp": now});
+            match client.patch(events, Some(ns), &name, None, PatchType::Merge, &patch).await {
+                Ok(_) => return,
+                Err(e) => {
+                    // Gone (expired or deleted): record it afresh.
+                    debug!(error = %e, reason, "could not raise the event's count");
+                    forget(&key);
+                    match recording(&key, meta::name(object)) {
+                        Recording::Create(name) => name,
+                        _ => return,
+                    }
+                }
+            }
         }
-    }
-    let name = format!("{}.{}", meta::name(object), meta::random_suffix());
+        Recording::Create(name) => name,
+    };
     let event = json!({
         "metadata": {"name": name, "namespace": ns},
         "involvedObject": {
@@ -112,9 +154,17 @@ pub async fn record(
         "lastTimestamp": now,
         "count": 1,
     });
-    match client.create(events, Some(ns), &event).await {
-        Ok(_) => remember(key, name),
-        Err(e) => debug!(error = %e, reason, "could not record event"),
+    let result = client.create(events, Some(ns), &event).await;
+    if let Err(e) = &result {
+        debug!(error = %e, reason, "could not record event");
+    }
+    let count = created(&key, result.is_ok());
+    if count > 1 {
+        // Repeats arrived while the create was in flight.
+        let patch = json!({"count": count, "lastTimestamp": meta::now()});
+        if let Err(e) = client.patch(events, Some(ns), &name, None, PatchType::Merge, &patch).await {
+            debug!(error = %e, reason, "could not raise the event's count");
+        }
     }
 }
 
@@ -131,4 +181,33 @@ pub fn emit(
     let (client, object, reason, message) =
         (client.clone(), object.clone(), reason.to_string(), message.to_string());
     tokio::spawn(async move { record(&client, &object, kind, &reason, &message, component).await });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(reason: &str) -> EventKey {
+        ("ns".into(), "uid-events-test".into(), reason.into(), "message".into(), "test".into())
+    }
+
+    #[test]
+    fn a_repeat_during_the_create_counts_up_instead_of_creating_a_twin() {
+        let key = key("WhileCreating");
+        let Recording::Create(name) = recording(&key, "pod") else { panic!("the first is created") };
+        assert!(matches!(recording(&key, "pod"), Recording::Counted));
+        assert_eq!(created(&key, true), 2, "the creator raises the count the repeat left");
+        match recording(&key, "pod") {
+            Recording::Raise(raised, 3) => assert_eq!(raised, name),
+            _ => panic!("a later repeat raises the created event"),
+        }
+    }
+
+    #[test]
+    fn a_failed_create_is_forgotten() {
+        let key = key("CreateFailed");
+        assert!(matches!(recording(&key, "pod"), Recording::Create(_)));
+        assert_eq!(created(&key, false), 0);
+        assert!(matches!(recording(&key, "pod"), Recording::Create(_)));
+    }
 }
