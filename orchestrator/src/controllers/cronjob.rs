@@ -66,7 +66,7 @@ pub async fn run(client: Client) {
         written: Written::default(),
     };
     loop {
-        // A fresh timer per round (see `job::next_round`).
+        // A fresh timer per round: the rest after it is paced by this round's length.
         let mut rounds = crate::controllers::Rounds::new();
         let all_jobs = jobs.list();
         let mut wake: Option<Instant> = None;
@@ -82,7 +82,7 @@ pub async fn run(client: Client) {
         controller.written.retain(&live);
         let job_uids: HashSet<&str> = all_jobs.iter().map(|j| meta::uid(j)).collect();
         controller.saw_completed.retain(|uid| job_uids.contains(uid.as_str()));
-        super::job::next_round(&mut rounds, &changed, wake).await;
+        rounds.next_until(&changed, wake).await;
     }
 }
 

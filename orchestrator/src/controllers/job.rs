@@ -89,7 +89,7 @@ pub async fn run(client: Client) {
     let mut controller =
         Controller { client, job_type, pod_type, expectations: HashMap::new(), written: Written::default() };
     loop {
-        // A fresh timer per round (see `next_round`).
+        // A fresh timer per round: the rest after it is paced by this round's length.
         let mut rounds = crate::controllers::Rounds::new();
         let all_pods = pods.list();
         let mut wake: Option<Instant> = None;
@@ -103,22 +103,7 @@ pub async fn run(client: Client) {
         let live: HashSet<&str> = list.iter().map(|j| meta::uid(j)).collect();
         controller.expectations.retain(|uid, _| live.contains(uid.as_str()));
         controller.written.retain(&live);
-        next_round(&mut rounds, &changed, wake).await;
-    }
-}
-
-/// Wait for a change, or until `wake`: back-off ends, deadlines, TTLs and schedules are no
-/// watch events. `rounds` must have been started with the round that just ended, so that a
-/// round woken by the timer is paced by its own length, not by the time since the last change.
-pub(super) async fn next_round(
-    rounds: &mut crate::controllers::Rounds,
-    changed: &Notify,
-    wake: Option<Instant>,
-) {
-    let timer = wake.unwrap_or_else(|| Instant::now() + crate::controllers::RESYNC);
-    tokio::select! {
-        _ = rounds.next(changed) => {}
-        _ = tokio::time::sleep_until(timer.into()) => {}
+        rounds.next_until(&changed, wake).await;
     }
 }
 
