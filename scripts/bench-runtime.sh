@@ -6,10 +6,13 @@
 #                                                    (1k, 5k, 10k; e.g. --steps 1000,5000)
 #   scripts/bench-runtime.sh http-throughput [ARGS]  wrk against a pod vs `wasmtime serve`
 #   scripts/bench-runtime.sh instantiate [ARGS]      per-request instance cost, pooling vs on-demand
-#   scripts/bench-runtime.sh all                     the three, one after another
+#   scripts/bench-runtime.sh rollout [ARGS]          a 100-replica Deployment rolling at maxSurge 25%
+#   scripts/bench-runtime.sh churn [ARGS]            pods replaced per second with 1,000 running
+#   scripts/bench-runtime.sh all                     the five, one after another
 #
 # ARGS go to `wasmkube bench <name>` (see its --help). density and http-throughput run on a
-# fresh `wasmkube up --demo` each (it side-loads wasmkube.local/hello-http:demo).
+# fresh `wasmkube up --demo` each (it side-loads wasmkube.local/hello-http:demo), as do rollout
+# and churn (control-plane figures: the controllers, scheduler and node agent together).
 #   WASMTIME_INSTALL=1   also `cargo install wasmtime-cli` 48.0.8 if missing (~30 min to build);
 #                        without wasmtime on PATH its column stays empty
 #   DEV=1                the dev build: a quick check only. Our crates are unoptimized there
@@ -20,8 +23,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-}"
 shift || true
 case "$which" in
-density | http-throughput | instantiate | all) ;;
-*) sed -n '2,18p' "$0" >&2; exit 2 ;;
+density | http-throughput | instantiate | rollout | churn | all) ;;
+*) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac
 work="$(mktemp -d)"
 cleanup() {
@@ -69,7 +72,10 @@ echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' 
 start_cluster() {
     local name="$1"
     rm -rf "$work/cluster"
-    "$bin" up --demo --data-dir "$work/cluster" --listen "127.0.0.1:$(free_port)" >"$work/up.out" 2>"$work/up.err" &
+    # Below the test clusters' pod networks (127.64.0.0 and up), so a benchmark and the tests
+    # can run on one machine without binding the same pod IPs.
+    "$bin" up --demo --data-dir "$work/cluster" --listen "127.0.0.1:$(free_port)" \
+        --pod-network 127.32.0.0/11 >"$work/up.out" 2>"$work/up.err" &
     up_pid=$!
     up_name="$name"
     for _ in $(seq 1 600); do
@@ -117,9 +123,20 @@ instantiate() {
         --json bench-results/instantiate.json "$@"
 }
 
+# rollout / churn: `wasmkube bench rollout|churn` on a fresh demo cluster.
+control_plane() {
+    local name="$1"
+    shift
+    start_cluster "$name"
+    "$bin" bench "$name" --kubeconfig "$work/cluster/kubeconfig" --server-pid "$up_pid" \
+        --json "bench-results/$name.json" "$@"
+    stop_cluster
+}
+
 case "$which" in
+rollout | churn) control_plane "$which" "$@" ;;
 density) density "$@" ;;
 http-throughput) http_throughput "$@" ;;
 instantiate) instantiate "$@" ;;
-all) instantiate && http_throughput && density ;;
+all) instantiate && http_throughput && density && control_plane rollout && control_plane churn ;;
 esac

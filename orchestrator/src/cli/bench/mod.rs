@@ -3,6 +3,7 @@
 //! one runs here. They assert nothing: speed goals live in these programs, never in timed tests.
 
 mod api_load;
+mod churn;
 mod density;
 mod etcd_reference;
 mod http_client;
@@ -13,6 +14,8 @@ mod load;
 mod pod_startup;
 mod pods;
 mod proc_stats;
+mod rollout;
+mod rollout_watch;
 mod wrk;
 
 use std::time::Duration;
@@ -44,6 +47,12 @@ enum Which {
     /// Per-request instance cost with the pooling and the on-demand allocator (no cluster
     /// needed), and whole requests at concurrency 1 next to `wasmtime serve`.
     Instantiate(instantiate::Instantiate),
+    /// Time a Deployment of N idle HTTP pods (100) rolling to a new template at maxSurge 25%, and
+    /// the server CPU it took, next to upstream's client rate-limit floor.
+    Rollout(rollout::Rollout),
+    /// Pods replaced per second with N pods (1,000) running: delete a batch, time until the
+    /// Deployment is fully available again.
+    Churn(churn::Churn),
 }
 
 impl BenchCommand {
@@ -55,6 +64,8 @@ impl BenchCommand {
             Which::Density(d) => d.run().await,
             Which::HttpThroughput(h) => h.run().await,
             Which::Instantiate(i) => i.run().await,
+            Which::Rollout(r) => r.run().await,
+            Which::Churn(c) => c.run().await,
         }
     }
 }
