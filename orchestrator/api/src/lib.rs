@@ -19,6 +19,7 @@ pub mod selectors;
 pub mod status;
 pub mod syntax;
 pub mod validate;
+pub mod workloads;
 pub mod yaml;
 
 pub use resources::{ResourceType, find_by_kind, find_by_plural};

@@ -5,6 +5,9 @@
 pub const EDGES: &[(&str, &str, &str, &str)] = &[
     ("apps/v1", "Deployment", "apps/v1", "ReplicaSet"),
     ("apps/v1", "ReplicaSet", "v1", "Pod"),
+    ("apps/v1", "DaemonSet", "v1", "Pod"),
+    ("apps/v1", "DaemonSet", "apps/v1", "ControllerRevision"),
+    ("v1", "ReplicationController", "v1", "Pod"),
     ("batch/v1", "Job", "v1", "Pod"),
     ("batch/v1", "CronJob", "batch/v1", "Job"),
 ];

@@ -183,6 +183,12 @@ pub fn prepare_update(
     if rt.kind == "Job" && scope == WriteScope::Main {
         crate::batch::validate_job_update(old, &new).map_err(|m| ApiError::invalid(rt.kind, &name, m))?;
     }
+    let immutable = match rt.kind {
+        "DaemonSet" => crate::workloads::validate_daemonset_update(old, &new),
+        "ControllerRevision" => crate::workloads::validate_controller_revision_update(old, &new),
+        _ => Ok(()),
+    };
+    immutable.map_err(|m| ApiError::invalid(rt.kind, &name, m))?;
     validate(rt, &new, &name)?;
     Ok(new)
 }
@@ -297,6 +303,8 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         "Job" => crate::batch::default_job(obj),
         "CronJob" => crate::batch::default_cronjob(obj),
+        "DaemonSet" => crate::workloads::default_daemonset(obj),
+        "ReplicationController" => crate::workloads::default_replication_controller(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Service" => {
             let Some(spec) = object_at(obj, &["spec"]) else { return };
@@ -355,7 +363,7 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
     crate::syntax::check_metadata(&obj["metadata"]).or_else(invalid)?;
     match rt.kind {
         "Pod" => validate_pod_spec(&obj["spec"], "spec").or_else(invalid),
-        "Deployment" | "ReplicaSet" => {
+        "Deployment" | "ReplicaSet" | "DaemonSet" => {
             let spec = &obj["spec"];
             let selector = &spec["selector"]["matchLabels"];
             if selector.as_object().is_none_or(|m| m.is_empty())
@@ -377,8 +385,15 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
                     }
                 }
             }
+            if rt.kind == "DaemonSet" {
+                crate::workloads::validate_daemonset(obj).or_else(invalid)?;
+            }
             validate_pod_spec(&spec["template"]["spec"], "spec.template.spec").or_else(invalid)
         }
+        "ReplicationController" => crate::workloads::validate_replication_controller(obj)
+            .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
+            .or_else(invalid),
+        "ControllerRevision" => crate::workloads::validate_controller_revision(obj).or_else(invalid),
         "Job" => crate::batch::validate_job(obj)
             .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
             .or_else(invalid),

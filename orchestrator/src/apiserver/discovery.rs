@@ -48,7 +48,15 @@ pub fn group(group: &str) -> Option<Value> {
 pub(super) fn categories(rt: &ResourceType) -> Vec<&'static str> {
     if matches!(
         rt.kind,
-        "Pod" | "Service" | "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob"
+        "Pod"
+            | "Service"
+            | "ReplicationController"
+            | "Deployment"
+            | "ReplicaSet"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "Job"
+            | "CronJob"
     ) {
         vec!["all"]
     } else {

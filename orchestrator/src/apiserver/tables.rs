@@ -48,7 +48,7 @@ fn columns(kind: &str) -> Vec<(&'static str, u8)> {
             ("Images", 1),
             ("Selector", 1),
         ],
-        "ReplicaSet" => vec![
+        "ReplicaSet" | "ReplicationController" => vec![
             ("Name", 0),
             ("Desired", 0),
             ("Current", 0),
@@ -58,6 +58,20 @@ fn columns(kind: &str) -> Vec<(&'static str, u8)> {
             ("Images", 1),
             ("Selector", 1),
         ],
+        "DaemonSet" => vec![
+            ("Name", 0),
+            ("Desired", 0),
+            ("Current", 0),
+            ("Ready", 0),
+            ("Up-to-date", 0),
+            ("Available", 0),
+            ("Node Selector", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1),
+            ("Selector", 1),
+        ],
+        "ControllerRevision" => vec![("Name", 0), ("Controller", 0), ("Revision", 0), ("Age", 0)],
         "Job" => vec![
             ("Name", 0),
             ("Status", 0),
@@ -152,8 +166,14 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 selector(&spec["selector"]),
             ]
         }
-        "ReplicaSet" => {
+        "ReplicaSet" | "ReplicationController" => {
             let (containers, images) = containers_and_images(&spec["template"]["spec"]);
+            // A ReplicationController's selector is a plain label map.
+            let sel = if kind == "ReplicaSet" {
+                spec["selector"].clone()
+            } else {
+                json!({"matchLabels": spec["selector"]})
+            };
             vec![
                 name,
                 spec["replicas"].as_i64().unwrap_or(0).to_string(),
@@ -162,8 +182,20 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 age,
                 containers,
                 images,
-                selector(&spec["selector"]),
+                selector(&sel),
             ]
+        }
+        "DaemonSet" => daemonset_cells(name, age, spec, status),
+        "ControllerRevision" => {
+            // Upstream prints the controller as `daemonset.apps/name`.
+            let controller = meta::controller_ref(obj).map_or_else(
+                || "<none>".to_string(),
+                |r| {
+                    let group = s(&r["apiVersion"]).split_once('/').map(|(g, _)| format!(".{g}"));
+                    format!("{}{}/{}", s(&r["kind"]).to_lowercase(), group.unwrap_or_default(), s(&r["name"]))
+                },
+            );
+            vec![name, controller, obj["revision"].as_i64().unwrap_or(0).to_string(), age]
         }
         "Job" => {
             let (containers, images) = containers_and_images(&spec["template"]["spec"]);
@@ -272,6 +304,25 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
         _ => vec![name, age],
     };
     cells.into_iter().map(Value::String).collect()
+}
+
+/// A DaemonSet's row: counts from its status, NODE SELECTOR from the pod template.
+fn daemonset_cells(name: String, age: String, spec: &Value, status: &Value) -> Vec<String> {
+    let (containers, images) = containers_and_images(&spec["template"]["spec"]);
+    let count = |field: &str| status[field].as_i64().unwrap_or(0).to_string();
+    vec![
+        name,
+        count("desiredNumberScheduled"),
+        count("currentNumberScheduled"),
+        count("numberReady"),
+        count("updatedNumberScheduled"),
+        count("numberAvailable"),
+        selector(&json!({"matchLabels": spec["template"]["spec"]["nodeSelector"]})),
+        age,
+        containers,
+        images,
+        selector(&spec["selector"]),
+    ]
 }
 
 /// The STATUS column of a pod, as kubectl shows it: a waiting/terminated reason wins over phase.
@@ -417,6 +468,24 @@ mod tests {
         let queue = json!({"metadata": {"name": "q"}, "spec": {"parallelism": 3}, "status": {}});
         let cells = &table("Job", &[queue], 1)["rows"][0]["cells"];
         assert_eq!([&cells[1], &cells[2], &cells[3]], [&json!("Running"), &json!("0/1 of 3"), &json!("")]);
+    }
+
+    #[test]
+    fn daemonset_and_revision_rows_follow_upstreams_printer() {
+        let ds = json!({"metadata": {"name": "agent", "creationTimestamp": meta::now()},
+            "spec": {"selector": {"matchLabels": {"app": "a"}},
+                "template": {"spec": {"nodeSelector": {"disk": "ssd"}, "containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberReady": 1,
+                "updatedNumberScheduled": 1, "numberAvailable": 1}});
+        let t = table("DaemonSet", &[ds], 1);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["agent", "2", "2", "1", "1", "1", "disk=ssd", "0s", "c", "i", "app=a"])
+        );
+        let cr = json!({"metadata": {"name": "agent-x", "creationTimestamp": meta::now(), "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "u", "controller": true}]}, "revision": 2});
+        let t = table("ControllerRevision", &[cr], 1);
+        assert_eq!(t["rows"][0]["cells"], json!(["agent-x", "daemonset.apps/agent", "2", "0s"]));
     }
 
     #[test]
