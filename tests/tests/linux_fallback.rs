@@ -207,6 +207,44 @@ spec:
 }
 
 #[test]
+fn exec_probes_and_the_pre_stop_hook_run_inside_the_container() -> anyhow::Result<()> {
+    let Setup { cluster, image, work: _work, _registry } = Setup::new()?;
+    // The first run turns sick after 3 s; the liveness probe ends it, and its preStop hook
+    // leaves a note in the emptyDir, which the next run prints (and stays healthy).
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: {image}
+    command: [sh, -c, 'touch /tmp/ready; cat /data/note 2>/dev/null; if [ ! -e /data/note ]; then sleep 3; touch /tmp/sick; fi; while true; do sleep 1; done']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+    readinessProbe: {{exec: {{command: [cat, /tmp/ready]}}, periodSeconds: 1}}
+    livenessProbe: {{exec: {{command: [test, '!', -e, /tmp/sick]}}, periodSeconds: 1, failureThreshold: 1}}
+    lifecycle: {{preStop: {{exec: {{command: [sh, -c, 'echo note from the preStop hook > /data/note']}}}}}}
+  volumes: [{{name: data, emptyDir: {{}}}}]
+"
+    );
+    cluster.apply_yaml("probed", &yaml)?;
+    let unhealthy = cluster.wait_for_event("probed", "Unhealthy", Duration::from_secs(90))?;
+    assert_eq!(unhealthy, "Liveness probe failed: command \"test ! -e /tmp/sick\" exited with code 1");
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.containerStatuses[0].restartCount}=1",
+        "pod/probed",
+        "--timeout=90s",
+    ])?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/probed", "--timeout=90s"])?;
+    cluster.wait_for_log("probed", Some("main"), "note from the preStop hook", Duration::from_secs(30))?;
+    cluster.kubectl_ok(&["delete", "pod", "probed", "--grace-period=1"])?;
+    wait_no_runc_containers(&cluster)?;
+    Ok(())
+}
+
+#[test]
 fn a_hostile_layer_is_refused_and_writes_nothing_outside_the_rootfs() -> anyhow::Result<()> {
     let registry = TestRegistry::start()?;
     let work = tempfile::tempdir()?;

@@ -156,6 +156,8 @@ pub struct RunningContainer {
     memory: MemoryBudget,
     cpu: CpuBudget,
     denied: watch::Receiver<Option<String>>,
+    /// Runs commands inside the container (Linux containers only).
+    exec: Option<crate::linux::ExecHandle>,
 }
 
 impl RunningContainer {
@@ -176,6 +178,7 @@ impl RunningContainer {
             memory: guest.memory.clone(),
             cpu: guest.cpu.clone(),
             denied: guest.denied.subscribe(),
+            exec: None,
         }
     }
 
@@ -193,7 +196,20 @@ impl RunningContainer {
             memory: MemoryBudget::default(),
             cpu: CpuBudget::new(None),
             denied: watch::Sender::new(None).subscribe(),
+            exec: None,
         }
+    }
+
+    /// The same handle, able to run commands inside the container.
+    pub(crate) fn with_exec(mut self, exec: crate::linux::ExecHandle) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+
+    /// Runs commands inside the container, for exec probes and hooks: `None` for a Wasm
+    /// container (it has no processes to exec into).
+    pub fn exec_handle(&self) -> Option<crate::linux::ExecHandle> {
+        self.exec.clone()
     }
 
     /// Memory held by the container's live instances and the Wasm CPU time used so far.

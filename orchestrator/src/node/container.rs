@@ -366,8 +366,8 @@ impl ContainerTask {
                 return Some((128, started.elapsed()));
             }
         };
-        let is_wasm = !id.starts_with("runc://");
-        let probes = Probes::from_spec(&self.spec, is_wasm);
+        let exec = running.exec_handle();
+        let probes = Probes::from_spec(&self.spec, exec.as_ref());
         self.set(|s| {
             s.state = State::Running { started_at: started_at.clone() };
             s.container_id = Some(id);
@@ -392,7 +392,7 @@ impl ContainerTask {
             _ = self.stop.cancelled() => {
                 // Read the grace period now: a delete may have shortened it.
                 let grace = *grace.lock().unwrap_or_else(|p| p.into_inner());
-                let grace = self.pre_stop(grace, is_wasm).await;
+                let grace = self.pre_stop(grace, exec.as_ref()).await;
                 (running.stop(grace).await, true)
             }
             kill = self.run_probes(&probes, started) => {
@@ -401,7 +401,7 @@ impl ContainerTask {
                 info!(message = %kill.message, "stopping the container for its probe");
                 probe_killed = true;
                 let grace = kill.grace.unwrap_or_else(|| *grace.lock().unwrap_or_else(|p| p.into_inner()));
-                let stopping = async { running.stop(self.pre_stop(grace, is_wasm).await).await };
+                let stopping = async { running.stop(self.pre_stop(grace, exec.as_ref()).await).await };
                 tokio::select! {
                     exit = stopping => (exit, false),
                     // A delete meanwhile shortens nothing already under way, but is still a stop.

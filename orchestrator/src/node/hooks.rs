@@ -3,14 +3,16 @@
 //! termination grace period, as kubelet does. What a rolling update needs: a pod leaving the
 //! endpoints keeps serving requests routed to it before everyone saw it go.
 //!
-//! `exec` hooks need a process to run a command in (a Wasm container has none; the Linux
-//! fallback does not exec yet): they fail with an Event saying so, and the stop goes on.
-//! `postStart` is not run yet.
+//! `exec` hooks run in Linux containers (`runc exec`); a Wasm container has no process to run a
+//! command in, so there they fail with an Event saying so, and the stop goes on. `postStart` is
+//! not run yet.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tracing::info;
+
+use wasm_runtime::linux::ExecHandle;
 
 use super::{container::ContainerTask, probes::run_handler};
 use crate::controllers::events::EventKind;
@@ -22,13 +24,13 @@ const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 impl ContainerTask {
     /// Run the container's `preStop` hook, if any, within `grace`; returns the grace left for
     /// stopping the container itself.
-    pub(super) async fn pre_stop(&self, grace: Duration, is_wasm: bool) -> Duration {
+    pub(super) async fn pre_stop(&self, grace: Duration, exec: Option<&ExecHandle>) -> Duration {
         let hook = &self.spec["lifecycle"]["preStop"];
         if !hook.is_object() {
             return grace;
         }
         let began = Instant::now();
-        let run = self.run_pre_stop(hook, grace, is_wasm);
+        let run = self.run_pre_stop(hook, grace, exec);
         let outcome = match tokio::time::timeout(grace, run).await {
             Ok(result) => result,
             Err(_) => Err(format!("the hook did not finish within the grace period of {}s", grace.as_secs())),
@@ -44,23 +46,20 @@ impl ContainerTask {
         grace.saturating_sub(began.elapsed()).max(MIN_GRACE_AFTER_HOOK)
     }
 
-    async fn run_pre_stop(&self, hook: &Value, grace: Duration, is_wasm: bool) -> Result<(), String> {
+    async fn run_pre_stop(
+        &self,
+        hook: &Value,
+        grace: Duration,
+        exec: Option<&ExecHandle>,
+    ) -> Result<(), String> {
         if let Some(sleep) = hook.get("sleep") {
             let seconds =
                 sleep["seconds"].as_u64().ok_or("sleep.seconds must be a whole number of seconds")?;
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             return Ok(());
         }
-        if hook.get("exec").is_some() {
-            return Err(if is_wasm {
-                "exec hooks cannot run in a Wasm container (it has no processes to exec into); use sleep or httpGet".into()
-            } else {
-                "exec hooks are not supported yet for Linux containers on wasmkube; use sleep or httpGet"
-                    .into()
-            });
-        }
-        if hook.get("httpGet").is_some() || hook.get("tcpSocket").is_some() {
-            return run_handler(hook, &self.spec, is_wasm, self.pod_ip, grace).await;
+        if ["httpGet", "tcpSocket", "exec"].iter().any(|h| hook.get(*h).is_some()) {
+            return run_handler(hook, &self.spec, exec, self.pod_ip, grace).await;
         }
         Err("the hook has no handler (sleep, httpGet, tcpSocket or exec)".into())
     }

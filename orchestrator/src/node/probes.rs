@@ -12,9 +12,9 @@
 //! - Every failed check is a Warning `Unhealthy` Event with kubelet's wording, and a probe that
 //!   ends a run adds a Normal `Killing` Event.
 //!
-//! `exec` probes need a process to run a command in: a Wasm container has none, and the Linux
-//! fallback does not exec into containers yet, so an exec probe fails with a message saying so.
-//! gRPC probes are not implemented either (same treatment).
+//! `exec` probes run their command in a Linux container with `runc exec` (exit code 0 passes);
+//! a Wasm container has no process to run a command in, so there an exec probe fails with a
+//! message saying so. gRPC probes are not implemented (same treatment).
 
 use std::{
     net::Ipv4Addr,
@@ -22,6 +22,8 @@ use std::{
 };
 
 use serde_json::Value;
+
+use wasm_runtime::linux::ExecHandle;
 
 use super::container::ContainerTask;
 use crate::controllers::events::EventKind;
@@ -58,6 +60,11 @@ enum Action {
         host: Option<String>,
         port: u16,
     },
+    /// A command run in the (Linux) container.
+    Exec {
+        command: Vec<String>,
+        handle: ExecHandle,
+    },
     /// A probe this node cannot run, and why (every check fails with it).
     Unsupported(String),
 }
@@ -93,10 +100,10 @@ pub(super) struct Kill {
 }
 
 impl Probes {
-    /// The probes in a container spec; `is_wasm` says whether exec can never work.
-    pub(super) fn from_spec(container: &Value, is_wasm: bool) -> Self {
+    /// The probes in a container spec; `exec` runs commands in the container (none for Wasm).
+    pub(super) fn from_spec(container: &Value, exec: Option<&ExecHandle>) -> Self {
         let probe = |field: &str, kind: Kind| {
-            container.get(field).filter(|p| p.is_object()).map(|p| Probe::parse(p, kind, container, is_wasm))
+            container.get(field).filter(|p| p.is_object()).map(|p| Probe::parse(p, kind, container, exec))
         };
         Self {
             startup: probe("startupProbe", Kind::Startup),
@@ -120,7 +127,7 @@ fn count(spec: &Value, field: &str, default: u32) -> u32 {
 }
 
 impl Probe {
-    fn parse(spec: &Value, kind: Kind, container: &Value, is_wasm: bool) -> Self {
+    fn parse(spec: &Value, kind: Kind, container: &Value, exec: Option<&ExecHandle>) -> Self {
         let action = if let Some(http) = spec.get("httpGet") {
             match resolve_port(&http["port"], container) {
                 Ok(port) => Action::Http {
@@ -147,13 +154,20 @@ impl Probe {
                 },
                 Err(message) => Action::Unsupported(message),
             }
-        } else if spec.get("exec").is_some() {
-            Action::Unsupported(if is_wasm {
-                "exec probes cannot run in a Wasm container (it has no processes to exec into); use httpGet or tcpSocket".into()
-            } else {
-                "exec probes are not supported yet for Linux containers on wasmkube; use httpGet or tcpSocket"
-                    .into()
-            })
+        } else if let Some(command) = spec.get("exec") {
+            let command: Vec<String> = command["command"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            match exec {
+                Some(handle) if !command.is_empty() => Action::Exec { command, handle: handle.clone() },
+                Some(_) => Action::Unsupported("the exec probe has no command".into()),
+                None => Action::Unsupported(
+                    "exec probes cannot run in a Wasm container (it has no processes to exec into); use httpGet or tcpSocket".into(),
+                ),
+            }
         } else if spec.get("grpc").is_some() {
             Action::Unsupported(
                 "gRPC probes are not supported yet on wasmkube; use httpGet or tcpSocket".into(),
@@ -182,6 +196,13 @@ impl Probe {
     async fn check(&self, pod_ip: Ipv4Addr, client: &reqwest::Client) -> Result<(), String> {
         match &self.action {
             Action::Unsupported(why) => Err(why.clone()),
+            Action::Exec { command, handle } => match handle.run(command, self.timeout).await {
+                Ok(done) if done.code == 0 => Ok(()),
+                // kubelet reports what the command printed, else how it ended.
+                Ok(done) if !done.output.trim().is_empty() => Err(done.output.trim().to_string()),
+                Ok(done) => Err(format!("command {:?} exited with code {}", command.join(" "), done.code)),
+                Err(e) => Err(e.to_string()),
+            },
             Action::Tcp { host, port } => {
                 let addr = format!("{}:{port}", host.clone().unwrap_or_else(|| pod_ip.to_string()));
                 match tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&addr)).await {
@@ -212,16 +233,16 @@ impl Probe {
     }
 }
 
-/// Run a lifecycle hook's `httpGet` or `tcpSocket` handler once (the same actions as probes),
+/// Run a lifecycle hook's `httpGet`, `tcpSocket` or `exec` handler once (the same actions as probes),
 /// waiting at most `timeout`: `Ok` or kubelet's failure message.
 pub(super) async fn run_handler(
     handler: &Value,
     container: &Value,
-    is_wasm: bool,
+    exec: Option<&ExecHandle>,
     pod_ip: Ipv4Addr,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut probe = Probe::parse(handler, Kind::Liveness, container, is_wasm);
+    let mut probe = Probe::parse(handler, Kind::Liveness, container, exec);
     probe.timeout = timeout.max(Duration::from_secs(1));
     probe.check(pod_ip, &probe_client()).await
 }
@@ -412,7 +433,7 @@ mod tests {
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "web"}},
             "readinessProbe": {"tcpSocket": {"port": 9000}, "successThreshold": 2, "periodSeconds": 3},
         });
-        let probes = Probes::from_spec(&container, true);
+        let probes = Probes::from_spec(&container, None);
         let live = probes.liveness.expect("liveness");
         assert!(
             matches!(live.action, Action::Http { port: 8080, ref path, https: false, .. } if path == "/healthz")
@@ -434,7 +455,7 @@ mod tests {
             "readinessProbe": {"httpGet": {"port": "missing"}},
             "startupProbe": {"grpc": {"port": 9000}},
         });
-        let probes = Probes::from_spec(&container, true);
+        let probes = Probes::from_spec(&container, None);
         let why = |p: Option<Probe>| match p.expect("probe").action {
             Action::Unsupported(why) => why,
             other => panic!("{other:?}"),

@@ -20,6 +20,7 @@
 //! ```
 
 mod bundle;
+mod exec;
 mod kernel_log;
 mod process;
 mod rootfs;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+pub use exec::{ExecHandle, ExecOutput};
 pub use process::ProcessOverrides;
 pub use unpack::LayerBlob;
 
@@ -178,10 +180,11 @@ impl LinuxRuntime {
             return Err(e);
         }
         let oom_cgroup = spec.limits.memory_bytes.map(|_| cgroup_path(&spec.id));
+        let exec = ExecHandle::new(self.inner.runc.clone(), spec.id.clone());
         let prepared = runc::Prepared { runc: self.inner.runc.clone(), id: spec.id, bundle, log, oom_cgroup };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = runc::start(prepared, stop_rx, span).await?;
-        Ok(RunningContainer::without_sandbox(stop_tx, task))
+        Ok(RunningContainer::without_sandbox(stop_tx, task).with_exec(exec))
     }
 }
 
