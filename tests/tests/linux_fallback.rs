@@ -201,6 +201,29 @@ spec:
         "file /shared/note: written by busybox",
         Duration::from_secs(30),
     )?;
+    // Killed behind the agent's back (runc kill, as an OOM killer or an operator would): the
+    // restart policy brings it back.
+    let containers = runc_containers(&cluster)?;
+    let [id] = containers.as_slice() else { bail!("one runc container: {containers:?}") };
+    let killed = std::process::Command::new("/usr/sbin/runc")
+        .arg("--root")
+        .arg(cluster.data_dir.join("node/linux/runc"))
+        .args(["kill", id, "KILL"])
+        .status()?;
+    assert!(killed.success(), "runc kill: {killed}");
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.containerStatuses[?(@.name==\"shell\")].restartCount}=1",
+        "pod/mixed",
+        "--timeout=90s",
+    ])?;
+    let pod = cluster.get_json(&["pod", "mixed"])?;
+    let shell = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "shell"))
+        .context("the shell container")?;
+    assert_eq!(shell["lastState"]["terminated"]["exitCode"], 137, "{shell:#}");
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/mixed", "--timeout=90s"])?;
     cluster.kubectl_ok(&["delete", "pod", "mixed", "--grace-period=1"])?;
     wait_no_runc_containers(&cluster)?;
     Ok(())
