@@ -195,6 +195,8 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
     tasks.extend([
         tokio::spawn(crate::controllers::deployment::run(client.clone())),
         tokio::spawn(crate::controllers::replicaset::run(client.clone())),
+        tokio::spawn(crate::controllers::replicaset::run_replication_controllers(client.clone())),
+        tokio::spawn(crate::controllers::daemonset::run(client.clone())),
         tokio::spawn(crate::controllers::job::run(client.clone())),
         tokio::spawn(crate::controllers::cronjob::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),

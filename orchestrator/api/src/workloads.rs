@@ -28,7 +28,7 @@ pub fn default_daemonset(obj: &mut Value) {
 }
 
 /// A non-negative IntOrString: its value, or a percentage (at most 100) with `true`.
-fn int_or_percent(v: &Value, at: &str) -> Result<(i64, bool), String> {
+pub fn int_or_percent(v: &Value, at: &str) -> Result<(i64, bool), String> {
     let invalid = |why: &str| Err(format!("{at}: Invalid value: {v}: {why}"));
     match v {
         Value::Null => Ok((0, false)),

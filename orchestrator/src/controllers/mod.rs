@@ -3,6 +3,7 @@
 //! read the cache, compare, and write only differences, so a restart mid-way converges.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod events;
 pub mod gc;

@@ -1,7 +1,9 @@
 //! The ReplicaSet controller: keeps the number of live pods owned by each ReplicaSet at
 //! `spec.replicas`, and reports counts in its status. Expectations (pods it created or deleted
 //! that the cache has not shown yet) stop it from acting twice on a stale cache. A pod counts as
-//! available once it has been Ready for `spec.minReadySeconds`.
+//! available once it has been Ready for `spec.minReadySeconds`. The same loop runs the legacy
+//! ReplicationController, which differs only in its selector's shape (a plain label map) and
+//! the component its events name (`Flavor`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,15 +23,71 @@ use crate::{
 
 const EXPECTATION_TTL: Duration = Duration::from_secs(30);
 
-struct Expectation {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
+/// Pods a controller created or deleted that its cache has not shown yet.
+pub(crate) struct Expectation {
+    pub created: HashSet<String>,
+    pub deleted: HashSet<String>,
     since: Instant,
 }
 
-/// Run the controller until the process ends.
+impl Expectation {
+    pub fn new() -> Self {
+        Self { created: HashSet::new(), deleted: HashSet::new(), since: Instant::now() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// What tells the two kinds this controller keeps apart.
+#[derive(Clone, Copy)]
+pub struct Flavor {
+    api_version: &'static str,
+    kind: &'static str,
+    /// The `source.component` of its events, as upstream's controller manager names it.
+    component: &'static str,
+    /// The label map its pods must carry.
+    selector: fn(&Value) -> &Value,
+}
+
+/// apps/v1 ReplicaSet: `spec.selector` is a LabelSelector.
+pub const REPLICA_SET: Flavor = Flavor {
+    api_version: "apps/v1",
+    kind: "ReplicaSet",
+    component: "replicaset-controller",
+    selector: match_labels,
+};
+
+/// v1 ReplicationController: `spec.selector` is the label map itself.
+pub const REPLICATION_CONTROLLER: Flavor = Flavor {
+    api_version: "v1",
+    kind: "ReplicationController",
+    component: "replication-controller",
+    selector: label_map,
+};
+
+fn match_labels(rs: &Value) -> &Value {
+    &rs["spec"]["selector"]["matchLabels"]
+}
+
+fn label_map(rc: &Value) -> &Value {
+    &rc["spec"]["selector"]
+}
+
+/// Run the ReplicaSet controller until the process ends.
 pub async fn run(client: Client) {
-    let (Some(rs_type), Some(pod_type)) = (find_by_kind("apps/v1", "ReplicaSet"), find_by_kind("v1", "Pod"))
+    run_flavor(client, REPLICA_SET).await
+}
+
+/// Run the ReplicationController controller until the process ends.
+pub async fn run_replication_controllers(client: Client) {
+    run_flavor(client, REPLICATION_CONTROLLER).await
+}
+
+async fn run_flavor(client: Client, flavor: Flavor) {
+    let (Some(rs_type), Some(pod_type)) =
+        (find_by_kind(flavor.api_version, flavor.kind), find_by_kind("v1", "Pod"))
     else {
         return;
     };
@@ -45,7 +103,7 @@ pub async fn run(client: Client) {
         let mut wake: Option<Duration> = None;
         for rs in replicasets.list() {
             if let Some(after) =
-                reconcile(&client, rs_type, pod_type, &rs, &all_pods, &mut expectations).await
+                reconcile(&client, flavor, rs_type, pod_type, &rs, &all_pods, &mut expectations).await
             {
                 wake = Some(wake.map_or(after, |w| w.min(after)));
             }
@@ -87,7 +145,8 @@ pub fn until_available(pod: &Value, min_ready_seconds: i64, now: jiff::Timestamp
     Some(Duration::from_secs((min_ready_seconds - ready_for).max(0) as u64))
 }
 
-fn satisfied(exp: &Expectation, pods: &[Arc<Value>], ns: &str) -> bool {
+/// Whether the cache shows everything `exp` waits for (or it waited long enough).
+pub(crate) fn satisfied(exp: &Expectation, pods: &[Arc<Value>], ns: &str) -> bool {
     let present: HashSet<String> = pods
         .iter()
         .filter(|p| meta::namespace(p) == ns && !meta::is_terminating(p))
@@ -98,9 +157,10 @@ fn satisfied(exp: &Expectation, pods: &[Arc<Value>], ns: &str) -> bool {
             && exp.deleted.iter().all(|d| !present.contains(d)))
 }
 
-#[instrument(skip_all, fields(replicaset = %meta::key_of(rs)))]
+#[instrument(skip_all, fields(kind = flavor.kind, name = %meta::key_of(rs)))]
 async fn reconcile(
     client: &Client,
+    flavor: Flavor,
     rs_type: &ResourceType,
     pod_type: &ResourceType,
     rs: &Value,
@@ -122,7 +182,7 @@ async fn reconcile(
         return None;
     }
     let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-    let mut exp = Expectation { created: HashSet::new(), deleted: HashSet::new(), since: Instant::now() };
+    let mut exp = Expectation::new();
     if owned.len() < desired {
         for _ in owned.len()..desired {
             match client.create(pod_type, Some(&ns), &pod_from_template(rs)).await {
@@ -134,7 +194,7 @@ async fn reconcile(
                         EventKind::Normal,
                         "SuccessfulCreate",
                         &format!("Created pod: {}", meta::name(&pod)),
-                        "replicaset-controller",
+                        flavor.component,
                     );
                     exp.created.insert(meta::name(&pod).to_string());
                 }
@@ -146,7 +206,7 @@ async fn reconcile(
                         EventKind::Warning,
                         "FailedCreate",
                         &format!("Error creating: {e}"),
-                        "replicaset-controller",
+                        flavor.component,
                     );
                     break;
                 }
@@ -169,7 +229,7 @@ async fn reconcile(
                         EventKind::Normal,
                         "SuccessfulDelete",
                         &format!("Deleted pod: {}", meta::name(pod)),
-                        "replicaset-controller",
+                        flavor.component,
                     );
                     exp.deleted.insert(meta::name(pod).to_string());
                 }
@@ -178,10 +238,10 @@ async fn reconcile(
             }
         }
     }
-    if !exp.created.is_empty() || !exp.deleted.is_empty() {
+    if !exp.is_empty() {
         expectations.insert(uid, exp);
     }
-    update_status(client, rs_type, rs, &owned).await
+    update_status(client, flavor, rs_type, rs, &owned).await
 }
 
 fn pod_from_template(rs: &Value) -> Value {
@@ -203,6 +263,7 @@ fn pod_from_template(rs: &Value) -> Value {
 /// available count changes then without any event.
 async fn update_status(
     client: &Client,
+    flavor: Flavor,
     rs_type: &ResourceType,
     rs: &Value,
     owned: &[&Value],
@@ -214,7 +275,7 @@ async fn update_status(
     let available = waits.iter().filter(|w| w.is_zero()).count();
     // One second late rather than early: the timestamps have whole seconds.
     let next = waits.iter().filter(|w| !w.is_zero()).min().map(|w| *w + Duration::from_secs(1));
-    let selector = rs["spec"]["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
+    let selector = (flavor.selector)(rs).as_object().cloned().unwrap_or_default();
     let labeled =
         owned.iter().filter(|p| selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)).count();
     let status = json!({
@@ -224,30 +285,33 @@ async fn update_status(
         "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
     });
-    let current = &rs["status"];
-    let unchanged =
-        ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
-            .iter()
-            .all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0));
-    if unchanged {
-        return next;
-    }
-    if let Err(e) = client
-        .patch(
-            rs_type,
-            Some(meta::namespace(rs)),
-            meta::name(rs),
-            Some("status"),
-            PatchType::Merge,
-            &json!({"status": status}),
-        )
-        .await
-    {
-        if !e.is_not_found() {
-            warn!(error = %e, "updating replicaset status failed");
-        }
-    }
+    let fields =
+        ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"];
+    write_counts(client, rs_type, rs, status, &fields).await;
     next
+}
+
+/// Patch `status` onto `obj` through its status subresource, unless every one of the integer
+/// `fields` already has that value: controllers write counts every round, most often unchanged.
+pub(crate) async fn write_counts(
+    client: &Client,
+    rt: &ResourceType,
+    obj: &Value,
+    status: Value,
+    fields: &[&str],
+) {
+    let current = &obj["status"];
+    if fields.iter().all(|k| current[*k].as_i64().unwrap_or(0) == status[*k].as_i64().unwrap_or(0)) {
+        return;
+    }
+    let patch = json!({"status": status});
+    if let Err(e) = client
+        .patch(rt, Some(meta::namespace(obj)), meta::name(obj), Some("status"), PatchType::Merge, &patch)
+        .await
+        && !e.is_not_found()
+    {
+        warn!(error = %e, kind = rt.kind, "updating status failed");
+    }
 }
 
 #[cfg(test)]
