@@ -164,6 +164,8 @@ fn a_daemonset_rolls_out_one_node_at_a_time_and_undoes() -> anyhow::Result<()> {
         p.values().filter(|p| p.serving()).count() == 2
     })?;
     watch.reset_extremes();
+    // The revision copies the DaemonSet's annotations: the change cause shows in the history.
+    cluster.kubectl_ok(&["annotate", "ds/web", "kubernetes.io/change-cause=to version 2"])?;
     cluster.apply_yaml("web", &daemonset("web", V2, ""))?;
     cluster.kubectl_ok(&["rollout", "status", "ds/web", "--timeout=120s"])?;
     let (max_live, min_serving) = watch.extremes();
@@ -174,6 +176,8 @@ fn a_daemonset_rolls_out_one_node_at_a_time_and_undoes() -> anyhow::Result<()> {
     assert!(names_of(&second).iter().all(|n| !names_of(&first).contains(n)), "every pod was replaced");
 
     assert_eq!(revisions(&cluster, "ds/web")?, ["1", "2"]);
+    let history = cluster.kubectl_ok(&["rollout", "history", "ds/web"])?;
+    assert!(history.lines().any(|l| l.starts_with('2') && l.contains("to version 2")), "{history}");
     let shown = cluster.kubectl_ok(&["rollout", "history", "ds/web", "--revision=1"])?;
     assert!(shown.contains(V1), "{shown}");
     let revs = cluster.kubectl_ok(&["get", "controllerrevisions"])?;

@@ -67,7 +67,10 @@ pub async fn sync_current(
     let name = format!("{}-{hash}", meta::name(ds));
     let cr = json!({
         "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        // The DaemonSet's annotations, as upstream copies them: `kubernetes.io/change-cause`
+        // is the CHANGE-CAUSE column of `rollout history`.
         "metadata": {"name": name, "namespace": meta::namespace(ds), "labels": labels,
+            "annotations": ds["metadata"]["annotations"].as_object().cloned().unwrap_or_default(),
             "ownerReferences": [meta::owner_reference(ds)]},
         "data": data, "revision": max + 1,
     });
