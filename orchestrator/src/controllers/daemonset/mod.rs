@@ -39,6 +39,7 @@ struct Controller {
     client: Client,
     ds_type: &'static ResourceType,
     pod_type: &'static ResourceType,
+    node_type: &'static ResourceType,
     cr_type: &'static ResourceType,
     expectations: HashMap<String, Expectation>,
 }
@@ -68,7 +69,8 @@ pub async fn run(client: Client) {
     for cache in [&daemonsets, &pods, &nodes, &revisions] {
         cache.wait_synced().await;
     }
-    let mut controller = Controller { client, ds_type, pod_type, cr_type, expectations: HashMap::new() };
+    let mut controller =
+        Controller { client, ds_type, pod_type, node_type, cr_type, expectations: HashMap::new() };
     let mut rounds = crate::controllers::Rounds::new();
     loop {
         let world = World { pods: pods.list(), nodes: nodes.list(), revisions: revisions.list() };
@@ -203,9 +205,12 @@ impl Controller {
         for (node, pods) in &owned.by_node {
             if !known.contains(node) {
                 // The node is gone and no agent will stop these: remove the records at once,
-                // as upstream's pod garbage collector does for pods of deleted nodes.
-                for pod in pods {
-                    self.delete(ds, pod, Some(0), exp).await;
+                // as upstream's pod garbage collector does for pods of deleted nodes (once the
+                // server, not just a cache, says the node is gone).
+                if self.node_is_gone(node).await {
+                    for pod in pods {
+                        self.delete(ds, pod, Some(0), exp).await;
+                    }
                 }
             } else if !eligible.contains(node) {
                 for pod in pods {
@@ -265,6 +270,16 @@ impl Controller {
         for node in plan.create {
             if !self.create(ds, node, hash, exp).await {
                 break;
+            }
+        }
+    }
+
+    async fn node_is_gone(&self, node: &str) -> bool {
+        match self.client.get_opt(self.node_type, None, node).await {
+            Ok(found) => found.is_none(),
+            Err(e) => {
+                warn!(error = %e, node, "looking up node failed");
+                false
             }
         }
     }
