@@ -194,6 +194,46 @@ fn a_daemonset_rolls_out_one_node_at_a_time_and_undoes() -> anyhow::Result<()> {
 }
 
 #[test]
+fn on_delete_waits_for_deletions_and_a_surge_starts_the_new_daemon_first() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cluster = cluster(work.path())?;
+    let with_strategy = |image: &str, strategy: &str| {
+        daemonset("od", image, "")
+            .replace("spec:\n  selector", &format!("spec:\n  updateStrategy: {strategy}\n  selector"))
+    };
+    cluster.apply_yaml("od", &with_strategy(V1, "{type: OnDelete}"))?;
+    wait_for(&cluster, "ds/od", "{.status.numberReady}=1")?;
+    let first = names_of(&pods(&cluster, "od")?);
+
+    // OnDelete: a new template changes no pod until the pod is deleted.
+    cluster.apply_yaml("od", &with_strategy(V2, "{type: OnDelete}"))?;
+    wait_for(&cluster, "ds/od", "{.status.observedGeneration}=2")?;
+    assert_eq!(names_of(&pods(&cluster, "od")?), first, "the old pod stays");
+    wait_for(&cluster, "ds/od", "{.status.updatedNumberScheduled}=0")?;
+    cluster.kubectl_ok(&["delete", "pod", &first[0]])?;
+    wait_for(&cluster, "ds/od", "{.status.updatedNumberScheduled}=1")?;
+    wait_for(&cluster, "ds/od", "{.status.numberAvailable}=1")?;
+    let replaced = pods(&cluster, "od")?;
+    assert!(replaced.iter().all(|p| p["spec"]["containers"][0]["image"] == V2), "{replaced:#?}");
+
+    // maxSurge 1: the new daemon starts beside the old one, which goes once it is available.
+    let watch = PodWatch::start(&cluster, "app=od")?;
+    watch.wait_until("the watch sees the daemon", Duration::from_secs(30), |p| {
+        p.values().filter(|p| p.serving()).count() == 1
+    })?;
+    watch.reset_extremes();
+    let surge = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}";
+    cluster.apply_yaml("od", &with_strategy(V1, surge))?;
+    cluster.kubectl_ok(&["rollout", "status", "ds/od", "--timeout=120s"])?;
+    let (max_live, min_serving) = watch.extremes();
+    assert_eq!((max_live, min_serving), (2, 1), "surged to two pods, never none serving");
+    let last = pods(&cluster, "od")?;
+    assert_eq!(last.len(), 1, "{last:#?}");
+    assert_eq!(last[0]["spec"]["containers"][0]["image"], V1);
+    Ok(())
+}
+
+#[test]
 fn a_replication_controller_scales_and_replaces_pods() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let cluster = cluster(work.path())?;
