@@ -5,6 +5,8 @@
 //!   a nodeSelector follows node labels as kubectl changes them.
 //! - A rolling update with maxUnavailable 1 replaces the daemons one node at a time;
 //!   `rollout history` lists both templates and `rollout undo` brings the first one back.
+//! - `OnDelete` changes a pod only once it is deleted; `maxSurge` starts the new daemon beside
+//!   the old one.
 //! - A ReplicationController scales up and down and replaces a deleted pod.
 //!
 //! Waits are on watches (`kubectl wait`, `rollout status`, a pod watch), never on sleeps.
