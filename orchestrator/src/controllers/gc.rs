@@ -37,29 +37,33 @@ pub async fn run(client: Client) {
     }
     let mut rounds = crate::controllers::Rounds::new();
     loop {
-        for (_, owner_kind, _, dep_kind) in ownership::EDGES {
-            let (Some((owner_type, owners)), Some((dep_type, deps))) =
-                (caches.get(owner_kind), caches.get(dep_kind))
-            else {
-                continue;
-            };
-            let (owners, deps) = (owners.list(), deps.list());
-            collect_orphaned(&client, owner_type, &owners, dep_type, &deps).await;
-        }
-        for (rt, owners) in caches.values().filter(|(rt, _)| ownership::is_owner_kind(rt.kind)) {
-            for owner in owners.list().iter().filter(|o| meta::is_terminating(o)) {
-                let deps: Vec<(&ResourceType, Vec<Arc<Value>>)> = ownership::dependents_of(rt.kind)
-                    .filter_map(|(_, kind)| caches.get(kind))
-                    .map(|(dt, cache)| (*dt, dependents_of(owner, &cache.list())))
-                    .collect();
-                if has_finalizer(owner, ownership::FOREGROUND) {
-                    delete_in_foreground(&client, rt, owner, &deps).await;
+        rounds
+            .timed(async {
+                for (_, owner_kind, _, dep_kind) in ownership::EDGES {
+                    let (Some((owner_type, owners)), Some((dep_type, deps))) =
+                        (caches.get(owner_kind), caches.get(dep_kind))
+                    else {
+                        continue;
+                    };
+                    let (owners, deps) = (owners.list(), deps.list());
+                    collect_orphaned(&client, owner_type, &owners, dep_type, &deps).await;
                 }
-                if has_finalizer(owner, ownership::ORPHAN) {
-                    orphan(&client, rt, owner, &deps).await;
+                for (rt, owners) in caches.values().filter(|(rt, _)| ownership::is_owner_kind(rt.kind)) {
+                    for owner in owners.list().iter().filter(|o| meta::is_terminating(o)) {
+                        let deps: Vec<(&ResourceType, Vec<Arc<Value>>)> = ownership::dependents_of(rt.kind)
+                            .filter_map(|(_, kind)| caches.get(kind))
+                            .map(|(dt, cache)| (*dt, dependents_of(owner, &cache.list())))
+                            .collect();
+                        if has_finalizer(owner, ownership::FOREGROUND) {
+                            delete_in_foreground(&client, rt, owner, &deps).await;
+                        }
+                        if has_finalizer(owner, ownership::ORPHAN) {
+                            orphan(&client, rt, owner, &deps).await;
+                        }
+                    }
                 }
-            }
-        }
+            })
+            .await;
         rounds.next(&changed).await;
     }
 }

@@ -22,6 +22,8 @@ use crate::{
 };
 
 const EXPECTATION_TTL: Duration = Duration::from_secs(30);
+/// Most pod creates in flight at once (the API client's own cap is 32 requests).
+const MAX_CREATES_AT_ONCE: usize = 16;
 
 /// Pods a controller created or deleted that its cache has not shown yet.
 pub(crate) struct Expectation {
@@ -99,15 +101,21 @@ async fn run_flavor(client: Client, flavor: Flavor) {
     let mut expectations: HashMap<String, Expectation> = HashMap::new();
     let mut rounds = crate::controllers::Rounds::new();
     loop {
-        let all_pods = pods.list();
-        let mut wake: Option<Duration> = None;
-        for rs in replicasets.list() {
-            if let Some(after) =
-                reconcile(&client, flavor, rs_type, pod_type, &rs, &all_pods, &mut expectations).await
-            {
-                wake = Some(wake.map_or(after, |w| w.min(after)));
-            }
-        }
+        let wake = rounds
+            .timed(async {
+                let all_pods = pods.list();
+                let mut wake: Option<Duration> = None;
+                for rs in replicasets.list() {
+                    let after =
+                        reconcile(&client, flavor, rs_type, pod_type, &rs, &all_pods, &mut expectations)
+                            .await;
+                    if let Some(after) = after {
+                        wake = Some(wake.map_or(after, |w| w.min(after)));
+                    }
+                }
+                wake
+            })
+            .await;
         rounds.next_until(&changed, wake.map(|w| Instant::now() + w)).await;
     }
 }
@@ -184,33 +192,38 @@ async fn reconcile(
     let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     let mut exp = Expectation::new();
     if owned.len() < desired {
-        for _ in owned.len()..desired {
-            match client.create(pod_type, Some(&ns), &pod_from_template(rs)).await {
-                Ok(pod) => {
-                    info!(pod = meta::name(&pod), "created pod");
-                    emit(
-                        client,
-                        rs,
-                        EventKind::Normal,
-                        "SuccessfulCreate",
-                        &format!("Created pod: {}", meta::name(&pod)),
-                        flavor.component,
-                    );
-                    exp.created.insert(meta::name(&pod).to_string());
-                }
-                Err(e) => {
-                    warn!(error = %e, "creating pod failed");
-                    emit(
-                        client,
-                        rs,
-                        EventKind::Warning,
-                        "FailedCreate",
-                        &format!("Error creating: {e}"),
-                        flavor.component,
-                    );
-                    break;
+        // Upstream's slow start: batches of 1, 2, 4, ... creates at once, stopping at the first
+        // batch with a failure, so a template the API refuses costs one request, not hundreds.
+        let template = pod_from_template(rs);
+        let mut left = desired - owned.len();
+        let mut batch = 1;
+        while left > 0 {
+            let size = batch.min(left);
+            let results =
+                futures::future::join_all((0..size).map(|_| client.create(pod_type, Some(&ns), &template)))
+                    .await;
+            let mut failed = false;
+            for result in results {
+                match result {
+                    Ok(pod) => {
+                        info!(pod = meta::name(&pod), "created pod");
+                        let message = format!("Created pod: {}", meta::name(&pod));
+                        emit(client, rs, EventKind::Normal, "SuccessfulCreate", &message, flavor.component);
+                        exp.created.insert(meta::name(&pod).to_string());
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "creating pod failed");
+                        let message = format!("Error creating: {e}");
+                        emit(client, rs, EventKind::Warning, "FailedCreate", &message, flavor.component);
+                        failed = true;
+                    }
                 }
             }
+            if failed {
+                break;
+            }
+            left -= size;
+            batch = (batch * 2).min(MAX_CREATES_AT_ONCE);
         }
     } else if owned.len() > desired {
         let mut victims = owned.clone();

@@ -31,7 +31,7 @@ pub async fn run(client: Client) {
     let mut state = RoundState::default();
     let mut rounds = crate::controllers::Rounds::new();
     loop {
-        schedule_round(&client, pod_type, &pods.list(), &nodes.list(), &mut state).await;
+        rounds.timed(schedule_round(&client, pod_type, &pods.list(), &nodes.list(), &mut state)).await;
         rounds.next(&changed).await;
     }
 }

@@ -77,12 +77,17 @@ pub async fn run(client: Client) {
         let all = daemonsets.list();
         let live: HashSet<&str> = all.iter().map(|ds| meta::uid(ds)).collect();
         controller.expectations.retain(|uid, _| live.contains(uid.as_str()));
-        let mut wake: Option<Duration> = None;
-        for ds in all.iter().filter(|ds| !meta::is_terminating(ds)) {
-            if let Some(after) = controller.reconcile(ds, &world).await {
-                wake = Some(wake.map_or(after, |w| w.min(after)));
-            }
-        }
+        let wake = rounds
+            .timed(async {
+                let mut wake: Option<Duration> = None;
+                for ds in all.iter().filter(|ds| !meta::is_terminating(ds)) {
+                    if let Some(after) = controller.reconcile(ds, &world).await {
+                        wake = Some(wake.map_or(after, |w| w.min(after)));
+                    }
+                }
+                wake
+            })
+            .await;
         rounds.next_until(&changed, wake.map(|w| Instant::now() + w)).await;
     }
 }
