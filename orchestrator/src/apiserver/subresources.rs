@@ -22,7 +22,14 @@ use crate::{
 };
 
 fn scale_of(obj: &Value) -> Value {
-    let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+    // A ReplicationController's selector is the label map itself; the apps kinds nest it.
+    let labels = &obj["spec"]["selector"];
+    let labels = if labels["matchLabels"].is_object() || obj["kind"] != "ReplicationController" {
+        &labels["matchLabels"]
+    } else {
+        labels
+    };
+    let selector: Vec<String> = labels
         .as_object()
         .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
         .unwrap_or_default();

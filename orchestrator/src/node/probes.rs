@@ -491,19 +491,19 @@ mod tests {
         let client = probe_client();
         let ip = Ipv4Addr::LOCALHOST;
         let http = |path: &str| {
-            Probe::parse(&json!({"httpGet": {"path": path, "port": port}}), Kind::Liveness, &json!({}), true)
+            Probe::parse(&json!({"httpGet": {"path": path, "port": port}}), Kind::Liveness, &json!({}), None)
         };
         assert_eq!(http("/ok").check(ip, &client).await, Ok(()));
         assert_eq!(
             http("/bad").check(ip, &client).await,
             Err("HTTP probe failed with statuscode: 503".into())
         );
-        let tcp = Probe::parse(&json!({"tcpSocket": {"port": port}}), Kind::Readiness, &json!({}), true);
+        let tcp = Probe::parse(&json!({"tcpSocket": {"port": port}}), Kind::Readiness, &json!({}), None);
         assert_eq!(tcp.check(ip, &client).await, Ok(()));
         // A port nobody listens on: bind one, then close it.
         let closed =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let tcp = Probe::parse(&json!({"tcpSocket": {"port": closed}}), Kind::Readiness, &json!({}), true);
+        let tcp = Probe::parse(&json!({"tcpSocket": {"port": closed}}), Kind::Readiness, &json!({}), None);
         assert_eq!(
             tcp.check(ip, &client).await,
             Err(format!("dial tcp 127.0.0.1:{closed}: connect: connection refused"))
