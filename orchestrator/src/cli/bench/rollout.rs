@@ -61,8 +61,13 @@ impl Rollout {
         let client = self.client.connect()?.client;
         let ns = pods::create_namespace(&client, "bench-rollout").await?;
         let name = "rollout";
-        let manifest =
-            rollout_watch::manifest(name, &self.image, self.replicas, &self.max_surge, &self.max_unavailable);
+        let manifest = rollout_watch::manifest(
+            name,
+            &self.image,
+            self.replicas,
+            (&self.max_surge, &self.max_unavailable),
+            1,
+        );
         let timeout = Duration::from_secs(self.timeout);
         let mut timed = Vec::new();
         let cpu = proc_stats::cpu_time(self.server_pid)?;

@@ -18,8 +18,15 @@ pub fn deployments() -> anyhow::Result<&'static ResourceType> {
     find_by_kind("apps/v1", "Deployment").context("deployments")
 }
 
-/// A Deployment `name` of `replicas` pods of `image` (serving on 8080, ready when it answers).
-pub fn manifest(name: &str, image: &str, replicas: usize, max_surge: &str, max_unavailable: &str) -> Value {
+/// A Deployment `name` of `replicas` pods of `image` (serving on 8080, ready when it answers
+/// its readiness probe, checked every `probe_period` seconds).
+pub fn manifest(
+    name: &str,
+    image: &str,
+    replicas: usize,
+    (max_surge, max_unavailable): (&str, &str),
+    probe_period: u32,
+) -> Value {
     let int_or_percent = |v: &str| v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n));
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -35,7 +42,7 @@ pub fn manifest(name: &str, image: &str, replicas: usize, max_surge: &str, max_u
                     "name": "app", "image": image, "imagePullPolicy": "Never",
                     "ports": [{"containerPort": 8080}],
                     "env": [{"name": "GREETING", "value": "v1"}],
-                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": probe_period},
                 }]},
             },
         },
