@@ -220,7 +220,7 @@ fn a_broken_version_stalls_and_undo_recovers() -> anyhow::Result<()> {
     }
 
     // Undo goes back to v2 (revision 2 becomes revision 4).
-    cluster.kubectl_ok(&["rollout", "undo", "deployment/web"])?;
+    cluster.kubectl_ok(&["rollout", "undo", "deployment/web", "--to-revision=2"])?;
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"])?;
     watch.wait_until("4 v2 pods serve", PATIENCE, |pods| {
         pods.values().filter(|p| p.serving() && p.image == V2).count() == 4
