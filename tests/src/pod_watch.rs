@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex,
+        Arc, Condvar, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -52,9 +52,16 @@ impl Seen {
     }
 }
 
+/// What the watch thread shares: the pods seen, and a signal on every event applied.
+#[derive(Default)]
+struct Shared {
+    seen: Mutex<Seen>,
+    changed: Condvar,
+}
+
 /// A running watch; stops when dropped.
 pub struct PodWatch {
-    seen: Arc<Mutex<Seen>>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -74,19 +81,21 @@ impl PodWatch {
             "-o",
             TEMPLATE,
         ])?;
-        let seen = Arc::new(Mutex::new(Seen { min_serving: usize::MAX, ..Seen::default() }));
+        let seen = Mutex::new(Seen { min_serving: usize::MAX, ..Seen::default() });
+        let shared = Arc::new(Shared { seen, changed: Condvar::new() });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
+            let (shared, stop) = (shared.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if let Some(line) = process.next_line(Duration::from_millis(200)) {
-                        apply(&mut seen.lock().unwrap_or_else(|p| p.into_inner()), &line);
+                        apply(&mut shared.seen.lock().unwrap_or_else(|p| p.into_inner()), &line);
+                        shared.changed.notify_all();
                     }
                 }
             })
         };
-        Ok(Self { seen, stop, thread: Some(thread) })
+        Ok(Self { shared, stop, thread: Some(thread) })
     }
 
     /// The pods as last seen, by name.
@@ -113,7 +122,8 @@ impl PodWatch {
         (seen.max_live, seen.min_serving)
     }
 
-    /// Wait until `done` holds for the pods seen, for at most `timeout`.
+    /// Wait until `done` holds for the pods seen, for at most `timeout`; checked again on every
+    /// watch event.
     pub fn wait_until(
         &self,
         what: &str,
@@ -121,21 +131,25 @@ impl PodWatch {
         done: impl Fn(&BTreeMap<String, PodState>) -> bool,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        loop {
-            let pods = self.pods();
-            if done(&pods) {
-                return Ok(());
+        let mut seen = self.lock();
+        while !done(&seen.pods) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("{what}: not within {timeout:?}; pods: {:#?}", seen.pods);
             }
-            if Instant::now() >= deadline {
-                bail!("{what}: not within {timeout:?}; pods: {pods:#?}");
-            }
-            // Polls a local copy fed by the watch thread; bounded by `timeout`.
-            std::thread::sleep(Duration::from_millis(50));
+            seen = self.shared.changed.wait_timeout(seen, left).unwrap_or_else(|p| p.into_inner()).0;
         }
+        Ok(())
+    }
+
+    /// Wait for the next watch event, for at most `timeout`.
+    pub fn wait_for_event(&self, timeout: Duration) {
+        let seen = self.lock();
+        drop(self.shared.changed.wait_timeout(seen, timeout));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

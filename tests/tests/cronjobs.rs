@@ -43,8 +43,13 @@ fn jobs_of(cluster: &Cluster, name: &str) -> anyhow::Result<Vec<serde_json::Valu
         .collect())
 }
 
-/// Wait until CronJob `cronjob` has exactly one Job, finished, and named none of `not`.
+/// Wait until CronJob `cronjob` has exactly one Job, finished, and named none of `not`; checked
+/// again on every change a `kubectl get jobs --watch` reports.
 fn only_finished_job(cluster: &Cluster, cronjob: &str, not: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let template = r#"jsonpath={.type} {.object.metadata.name}{"\n"}"#;
+    let start_watch =
+        || cluster.kubectl_background(&["get", "jobs", "--watch", "--output-watch-events", "-o", template]);
+    let mut watch = start_watch()?;
     let deadline = Instant::now() + MINUTES;
     loop {
         let jobs = jobs_of(cluster, cronjob)?;
@@ -54,9 +59,12 @@ fn only_finished_job(cluster: &Cluster, cronjob: &str, not: &[&str]) -> anyhow::
         {
             return Ok(job.clone());
         }
-        anyhow::ensure!(Instant::now() < deadline, "no single new finished job: {jobs:#?}");
-        // Poll interval while the next minute comes and the history is trimmed; bounded above.
-        std::thread::sleep(Duration::from_millis(500));
+        let left = deadline.saturating_duration_since(Instant::now());
+        anyhow::ensure!(!left.is_zero(), "no single new finished job: {jobs:#?}");
+        if watch.next_line(left).is_none() && Instant::now() < deadline {
+            // The watch ended (the server closed it): follow a new one.
+            watch = start_watch()?;
+        }
     }
 }
 

@@ -88,9 +88,9 @@ fn generate_load(
             let mut load = load_of(&shared);
             let Some(ip) = ips.get(turn % ips.len().max(1)) else {
                 load.failures.push("no pod was serving".into());
-                // Nothing to send to (a failure already); give the watch a moment.
+                // Nothing to send to (a failure already): go on once the watch sees a change.
                 drop(load);
-                std::thread::sleep(Duration::from_millis(10));
+                watch.wait_for_event(Duration::from_secs(1));
                 continue;
             };
             turn += 1;
@@ -233,7 +233,17 @@ fn a_broken_version_stalls_and_undo_recovers() -> anyhow::Result<()> {
     assert!(history.contains('3') && history.contains('4'), "{history}");
 
     // Paused: a template change is recorded but not rolled out; resume rolls it.
-    let sets_before_pause = replicasets(&cluster)?.len();
+    let sets_before_pause = replicasets(&cluster)?;
+    let oldest_sets: Vec<String> = sets_before_pause
+        .iter()
+        .filter(|rs| {
+            let revision = &rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"];
+            revision == "1" || revision == "3"
+        })
+        .filter_map(|rs| rs["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(oldest_sets.len(), 2, "revisions 1 and 3 are kept until the history is full");
+    let sets_before_pause = sets_before_pause.len();
     cluster.kubectl_ok(&["rollout", "pause", "deployment/web"])?;
     cluster.kubectl_ok(&["set", "env", "deployment/web", "GREETING=v2-tuned"])?;
     cluster.kubectl_ok(&[
@@ -257,27 +267,17 @@ fn a_broken_version_stalls_and_undo_recovers() -> anyhow::Result<()> {
     cluster.kubectl_ok(&["rollout", "restart", "deployment/web"])?;
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"])?;
     assert_eq!(deployment(&cluster)?["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "6");
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let sets = replicasets(&cluster)?;
-        let revisions: Vec<&str> = sets
-            .iter()
-            .filter_map(|rs| rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str())
-            .collect();
-        if sets.len() == 3 {
-            assert!(
-                !revisions.contains(&"1") && !revisions.contains(&"3"),
-                "the oldest go first: {revisions:?}"
-            );
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "revisionHistoryLimit 2 keeps 2 old sets: {revisions:?}"
-        );
-        // Polls the API until the clean-up shows; bounded by the deadline.
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // The oldest go first: revision 1 (v1) when 5 was made, revision 3 (the broken v3) when 6 was.
+    let oldest: Vec<String> = oldest_sets.iter().map(|name| format!("replicaset/{name}")).collect();
+    let mut wait = vec!["wait", "--for=delete", "--timeout=120s"];
+    wait.extend(oldest.iter().map(String::as_str));
+    cluster.kubectl_ok(&wait)?;
+    let sets = replicasets(&cluster)?;
+    let revisions: Vec<&str> = sets
+        .iter()
+        .filter_map(|rs| rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str())
+        .collect();
+    assert_eq!(sets.len(), 3, "revisionHistoryLimit 2 keeps 2 old sets besides the current: {revisions:?}");
     Ok(())
 }
 
