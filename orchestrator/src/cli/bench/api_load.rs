@@ -17,7 +17,6 @@ use super::{
     load::{self, Samples, Target},
     proc_stats::{self, ProcSample},
 };
-use crate::cli::config::ClientOptions;
 
 #[derive(clap::Args)]
 pub struct ApiLoad {
@@ -57,14 +56,8 @@ pub struct ApiLoad {
     /// That etcd's data directory, for its size.
     #[arg(long)]
     etcd_data_dir: Option<PathBuf>,
-    /// Leave the benchmark's namespaces and pods in the cluster (they are deleted by default).
-    #[arg(long)]
-    keep: bool,
-    /// Write the figures as JSON here too.
-    #[arg(long)]
-    json: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientOptions,
+    common: super::Common,
 }
 
 /// Upstream SLOs (p99), milliseconds: single-object calls, namespace lists, cluster lists.
@@ -129,8 +122,9 @@ impl ApiLoad {
         if self.clients == 0 || self.per_namespace == 0 || !self.objects.is_sorted() {
             return Err(anyhow!("--clients and --per-namespace must be positive and --objects ascending"));
         }
-        let clients =
-            (0..self.clients).map(|_| self.client.connect().map(|c| c.client)).collect::<Result<_, _>>()?;
+        let clients = (0..self.clients)
+            .map(|_| self.common.client.connect().map(|c| c.client))
+            .collect::<Result<_, _>>()?;
         let namespace_type = find_by_kind("v1", "Namespace").context("namespaces")?;
         let pods = find_by_kind("v1", "Pod").context("pods")?;
         let run_id = orchestrator::api::meta::random_suffix();
@@ -220,14 +214,14 @@ impl ApiLoad {
                 "rows": rows.iter().map(Row::json).collect::<Vec<_>>(), "wasmkube": ours.json(),
                 "etcd": reference.as_ref().map(|(rows, f)| json!({"rows": rows.iter().map(Row::json).collect::<Vec<_>>(), "footprint": f.json()}))}));
         }
-        if let Some(path) = &self.json {
+        if let Some(path) = &self.common.json {
             let doc = json!({"benchmark": "api-load", "build": build_kind(), "clients": self.clients,
                 "per_namespace": self.per_namespace, "duration_s": self.duration, "watchers": self.watchers,
                 "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "levels": report});
             std::fs::write(path, serde_json::to_string_pretty(&doc)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        if !self.keep {
+        if !self.common.keep {
             info!("deleting the benchmark's namespaces");
             for ns in &target.namespaces {
                 let _ = target.clients[0].delete(namespace_type, None, ns, None).await;

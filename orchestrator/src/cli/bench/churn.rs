@@ -5,7 +5,7 @@
 //! created, started and ready, per unit). Next to it, the rate upstream's controller manager's
 //! default client limit allows. Asserts nothing.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -17,7 +17,6 @@ use super::{
     rollout::{UPSTREAM_BURST, UPSTREAM_QPS},
     rollout_watch,
 };
-use crate::cli::config::ClientOptions;
 
 /// Deletes in flight at once.
 const DELETERS: usize = 16;
@@ -42,14 +41,8 @@ pub struct Churn {
     /// Longest the fill or one round may take.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
-    /// Leave the pods in the cluster (their namespace is deleted by default).
-    #[arg(long)]
-    keep: bool,
-    /// Write the figures as JSON here too.
-    #[arg(long)]
-    json: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientOptions,
+    common: super::Common,
 }
 
 /// One round.
@@ -64,7 +57,7 @@ struct Round {
 
 impl Churn {
     pub async fn run(self) -> anyhow::Result<()> {
-        let client = self.client.connect()?.client;
+        let client = self.common.client.connect()?.client;
         let pod_type = find_by_kind("v1", "Pod").context("pods")?;
         let ns = pods::create_namespace(&client, "bench-churn").await?;
         let name = "churn";
@@ -106,12 +99,12 @@ impl Churn {
         }
         let rss = proc_stats::sample(self.server_pid)?.rss;
         self.print(fill, &rounds, rss);
-        if let Some(path) = &self.json {
+        if let Some(path) = &self.common.json {
             let report = json!({"pods": self.pods, "batch": self.batch, "fill_seconds": fill.as_secs_f64(),
                 "rounds": rounds, "server_rss": rss, "upstream_rate_limit_pods_per_second": UPSTREAM_QPS / 2.0});
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         }
-        if !self.keep {
+        if !self.common.keep {
             pods::delete_namespace(&client, &ns).await;
         }
         Ok(())

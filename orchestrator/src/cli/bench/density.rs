@@ -6,12 +6,11 @@
 //! time from the step before, and stops early (saying why) when the next step would not fit.
 //! Asserts nothing.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::{http_client, pods, proc_stats};
-use crate::cli::config::ClientOptions;
 
 /// Kubernetes' default and scalability limit of pods per node (min(110, 10 × cores)).
 const KUBERNETES_PODS_PER_NODE: usize = 110;
@@ -46,14 +45,8 @@ pub struct Density {
     /// Running pods to send one GET each after each step (they must all answer 200).
     #[arg(long, default_value_t = 50)]
     probe: usize,
-    /// Leave the pods in the cluster (the namespace is deleted by default).
-    #[arg(long)]
-    keep: bool,
-    /// Write the figures as JSON here too.
-    #[arg(long)]
-    json: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientOptions,
+    common: super::Common,
 }
 
 /// What the server looked like at rest.
@@ -87,7 +80,7 @@ struct Step {
 
 impl Density {
     pub async fn run(self) -> anyhow::Result<()> {
-        let client = self.client.connect()?.client;
+        let client = self.common.client.connect()?.client;
         eprintln!("density: fd limit of the server: {}", proc_stats::open_files(self.server_pid)?.1);
         let baseline = self.read(0).await?;
         let ns = pods::create_namespace(&client, "bench-density").await?;
@@ -131,12 +124,12 @@ impl Density {
             }
         }
         print_summary(&steps, &baseline, stopped.as_deref());
-        if let Some(path) = &self.json {
+        if let Some(path) = &self.common.json {
             let report = json!({"baseline": baseline, "steps": steps, "stopped": stopped,
                 "anchors": {"kubernetes_pods_per_node": KUBERNETES_PODS_PER_NODE, "runwasi_bytes_per_pod": RUNWASI_BYTES_PER_POD}});
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         }
-        if !self.keep {
+        if !self.common.keep {
             eprintln!("density: deleting namespace {ns}");
             pods::delete_namespace(&client, &ns).await;
         }

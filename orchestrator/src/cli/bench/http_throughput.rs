@@ -14,7 +14,6 @@ use super::{
     pods, proc_stats,
     wrk::{WrkLoad, WrkReport},
 };
-use crate::cli::config::ClientOptions;
 
 #[derive(clap::Args)]
 pub struct HttpThroughput {
@@ -39,14 +38,8 @@ pub struct HttpThroughput {
     /// Process id of the server running the pod (`wasmkube up`), for its CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Leave the benchmark's namespace and pod in the cluster.
-    #[arg(long)]
-    keep: bool,
-    /// Write the figures as JSON here too.
-    #[arg(long)]
-    json: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientOptions,
+    common: super::Common,
 }
 
 /// One wrk run and the server CPU it cost.
@@ -60,10 +53,10 @@ struct Run {
 
 impl HttpThroughput {
     pub async fn run(self) -> anyhow::Result<()> {
-        let client = self.client.connect()?.client;
+        let client = self.common.client.connect()?.client;
         let ns = pods::create_namespace(&client, "bench-http").await?;
         let result = self.measure(&client, &ns).await;
-        if !self.keep {
+        if !self.common.keep {
             pods::delete_namespace(&client, &ns).await;
         }
         result
@@ -99,7 +92,7 @@ impl HttpThroughput {
         }
         let version = wasmtime.as_ref().and(WasmtimeServe::version());
         print_table(&load, best(&ours), best(&theirs), version.as_deref(), self.rounds);
-        if let Some(path) = &self.json {
+        if let Some(path) = &self.common.json {
             let report = json!({"wrk": load, "rounds": self.rounds, "wasmkube_pod": ours,
                 "wasmtime_serve": wasmtime.as_ref().map(|_| json!({"version": version, "runs": theirs}))});
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;

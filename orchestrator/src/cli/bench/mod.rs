@@ -18,7 +18,22 @@ mod rollout;
 mod rollout_watch;
 mod wrk;
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
+
+use crate::cli::config::ClientOptions;
+
+/// The options the cluster benchmarks share.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Leave what the benchmark created in the cluster (its namespace is deleted by default).
+    #[arg(long)]
+    keep: bool,
+    /// Write the figures as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientOptions,
+}
 
 /// Benchmarks.
 #[derive(clap::Args)]

@@ -3,12 +3,11 @@
 //! plane and node agent, one process) spent on it. Next to it, the floor the upstream
 //! controller manager's default client rate limit puts on the same rollout. Asserts nothing.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::{pods, proc_stats, rollout_watch};
-use crate::cli::config::ClientOptions;
 
 /// kube-controller-manager's defaults: `--kube-api-qps 20`, `--kube-api-burst 30`, shared by
 /// the Deployment and ReplicaSet controllers' writes.
@@ -38,14 +37,8 @@ pub struct Rollout {
     /// Longest one rollout may take.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// Leave the Deployment in the cluster (its namespace is deleted by default).
-    #[arg(long)]
-    keep: bool,
-    /// Write the figures as JSON here too.
-    #[arg(long)]
-    json: Option<PathBuf>,
     #[command(flatten)]
-    client: ClientOptions,
+    common: super::Common,
 }
 
 /// One timed rollout.
@@ -58,7 +51,7 @@ struct Timed {
 
 impl Rollout {
     pub async fn run(self) -> anyhow::Result<()> {
-        let client = self.client.connect()?.client;
+        let client = self.common.client.connect()?.client;
         let ns = pods::create_namespace(&client, "bench-rollout").await?;
         let name = "rollout";
         let manifest = rollout_watch::manifest(
@@ -91,13 +84,13 @@ impl Rollout {
         let rss = proc_stats::sample(self.server_pid)?.rss;
         let floor = self.upstream_floor();
         self.print(&timed, floor, rss);
-        if let Some(path) = &self.json {
+        if let Some(path) = &self.common.json {
             let report = json!({"replicas": self.replicas, "max_surge": self.max_surge,
                 "max_unavailable": self.max_unavailable, "timed": timed, "server_rss": rss,
                 "upstream_rate_limit_floor_seconds": floor});
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         }
-        if !self.keep {
+        if !self.common.keep {
             pods::delete_namespace(&client, &ns).await;
         }
         Ok(())
