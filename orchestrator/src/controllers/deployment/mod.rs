@@ -210,8 +210,6 @@ impl Controller {
                     rolling::old_set_targets(desired, fence.unavailable, counts(&new_rs), &old_counts);
                 for (old, target) in round.olds.iter_mut().zip(targets) {
                     if target != replicas(old) {
-                        let writer =
-                            Writer { client: &self.client, rs_type: self.rs_type, d, max_surge: fence.surge };
                         if let Some(scaled) = remember(&mut self.written, writer.scale(old, target).await) {
                             *old = scaled;
                         }
