@@ -132,6 +132,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The network nodes get their pod ranges from.
     pub pod_network: crate::controllers::nodeipam::PodNetwork,
+    /// Where Services get their cluster IPs and node ports.
+    pub service_networks: crate::api::services::ServiceNetworks,
     /// How many past changes a watch can resume from before it gets 410 Expired.
     pub watch_history: u64,
     /// Also serve plain HTTP without authentication here (loopback only, for debugging).
@@ -140,7 +142,7 @@ pub struct Options {
 
 /// Open the store in `data_dir`, start the API server and the controllers.
 pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, ClusterError> {
-    let Options { listen, pod_network, watch_history, insecure_http } = options;
+    let Options { listen, pod_network, service_networks, watch_history, insecure_http } = options;
     if let Some(addr) = insecure_http.filter(|a| !a.ip().is_loopback()) {
         return Err(ClusterError::Insecure(addr));
     }
@@ -173,6 +175,7 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         http: reqwest::Client::new(),
         ready: ready.clone(),
         watch_limits: Default::default(),
+        services: Arc::new(apiserver::services::ServiceWrites::new(service_networks, pod_network.cidr())),
     };
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();

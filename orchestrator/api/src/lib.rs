@@ -16,6 +16,7 @@ pub mod request;
 pub mod resources;
 mod schema;
 pub mod selectors;
+pub mod services;
 pub mod status;
 pub mod syntax;
 pub mod validate;

@@ -223,6 +223,14 @@ pub(super) async fn apply(
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let report = outcome.clone();
     let store = state.store.clone();
+    let allocation = super::services::begin(
+        state,
+        rt,
+        namespace.as_deref().unwrap_or(""),
+        &name,
+        scope == WriteScope::Status,
+    )
+    .await?;
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
@@ -235,7 +243,11 @@ pub(super) async fn apply(
                     let merged = apply::apply(None, &config, &who, force).map_err(refused)?;
                     report.unknown = validation.check(rt, &merged)?;
                     report.created = true;
-                    validate::prepare_create(rt, namespace.as_deref(), merged)?
+                    let mut created = validate::prepare_create(rt, namespace.as_deref(), merged)?;
+                    if let Some(allocation) = &allocation {
+                        allocation.admit(None, &mut created)?;
+                    }
+                    created
                 }
                 Some(current) => {
                     let merged = apply::apply(Some(&current), &config, &who, force).map_err(refused)?;
@@ -245,6 +257,9 @@ pub(super) async fn apply(
                     // ownership just computed must survive it.
                     let managed = merged["metadata"].get("managedFields").cloned();
                     let mut next = validate::prepare_update(rt, &current, merged, scope)?;
+                    if let Some(allocation) = &allocation {
+                        allocation.admit(Some(&current), &mut next)?;
+                    }
                     match managed {
                         Some(m) => meta::metadata_mut(&mut next).insert("managedFields".into(), m),
                         None => meta::metadata_mut(&mut next).remove("managedFields"),

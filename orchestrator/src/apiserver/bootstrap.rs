@@ -4,7 +4,9 @@
 //! Kubernetes API: upstream does this with CSRs and kubelet client certificates.
 //!
 //! `POST /bootstrap/v1/node-credentials` `{"nodeName": "...", "token": "..."}` →
-//! `{"nodeName": "...", "apiserverToken": "..."}`.
+//! `{"nodeName": "...", "apiserverToken": "...", "podNetwork": "127.64.0.0/10",
+//! "serviceNetwork": "127.16.0.0/16", "nodePortRange": "30000-32767"}` (the networks, so every
+//! node agrees with the control plane on them).
 
 use axum::{
     Extension,
@@ -77,6 +79,13 @@ async fn handle(
         Err(e) => return Err(ApiError::internal(e.to_string()).into()),
     }
     tracing::info!(node = name, "registered node credential");
-    let answer = json!({"nodeName": name, "apiserverToken": state.tokens.snapshot().apiserver});
+    let networks = state.services.networks();
+    let answer = json!({
+        "nodeName": name,
+        "apiserverToken": state.tokens.snapshot().apiserver,
+        "podNetwork": state.services.pod_network(),
+        "serviceNetwork": networks.cidr(),
+        "nodePortRange": networks.node_port_range(),
+    });
     Ok(json_response(StatusCode::OK, &answer))
 }

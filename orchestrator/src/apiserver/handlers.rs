@@ -171,6 +171,12 @@ pub async fn create(
     let ns = path.namespace.clone().or_else(|| rt.namespaced.then(|| "default".to_string()));
     check_namespace(state, rt, ns.as_deref()).await?;
     let mut obj = validate::prepare_create(rt, ns.as_deref(), body)?;
+    // Held until the object is stored: Service addresses are picked one write at a time.
+    let allocation =
+        super::services::begin(state, rt, meta::namespace(&obj), meta::name(&obj), false).await?;
+    if let Some(allocation) = &allocation {
+        allocation.admit(None, &mut obj)?;
+    }
     track_update(None, &mut obj, &field_manager(path, writer.manager));
     let key = rt.key(meta::namespace(&obj), meta::name(&obj));
     let name = meta::name(&obj).to_string();
@@ -191,6 +197,7 @@ pub async fn create(
     })
     .await??
     .ok_or_else(|| ApiError::internal("create stored nothing"))?;
+    drop(allocation);
     Ok(with_warnings(json_response(StatusCode::CREATED, &typed(rt, stored)), &unknown))
 }
 
@@ -289,6 +296,9 @@ async fn write_existing(
     // What the transaction found out (unknown fields, a dry run's result) comes back this way.
     let found = std::sync::Arc::new(std::sync::Mutex::new(Found::default()));
     let report = found.clone();
+    let namespace = path.namespace.clone().unwrap_or_default();
+    let allocation =
+        super::services::begin(state, rt, &namespace, &name, scope == WriteScope::Status).await?;
     let stored = blocking(move || {
         store.mutate::<ApiError, _>(&key, move |current| {
             let current = current.ok_or_else(|| ApiError::not_found(&rt.qualified(), &name))?;
@@ -296,6 +306,9 @@ async fn write_existing(
             let unknown = validation.check(rt, &new)?;
             check_precondition(rt, &current, &new)?;
             let mut new = validate::prepare_update(rt, &current, new, scope)?;
+            if let Some(allocation) = &allocation {
+                allocation.admit(Some(&current), &mut new)?;
+            }
             let mut found = report.lock().unwrap_or_else(|p| p.into_inner());
             found.unknown = unknown;
             // A write that changes nothing is not a change: no new resourceVersion, no event.

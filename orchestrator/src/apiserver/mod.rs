@@ -13,6 +13,7 @@ pub mod limits;
 mod namespaces;
 mod paging;
 mod request;
+pub mod services;
 mod subresources;
 pub mod tables;
 mod watch;
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// Limits on watch connections per caller.
     pub watch_limits: Arc<limits::WatchLimits>,
+    /// The service network, and the turn Service writes take to allocate from it.
+    pub services: Arc<services::ServiceWrites>,
 }
 
 /// Run a store call off the async workers (redb is synchronous and fsyncs on commit).

@@ -35,8 +35,9 @@ pub struct AgentCommand {
     /// Port for the log server (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// The cluster's pod network (the `--pod-network` of `wasmkube up`): Wasm pods on this node
-    /// may always connect there; anything else needs the pod's `wasmkube.dev/egress` annotation.
+    /// The cluster's pod network (the `--pod-network` of `wasmkube up`), for servers that do
+    /// not say it when the node joins: Wasm pods on this node may always connect there;
+    /// anything else needs the pod's `wasmkube.dev/egress` annotation.
     #[arg(long, default_value = orchestrator::controllers::nodeipam::DEFAULT_POD_NETWORK)]
     cluster_cidr: ipnet::IpNet,
 }
@@ -73,6 +74,16 @@ impl AgentCommand {
             .await
             .with_context(|| format!("registering node {node_name} with {}", self.server))?;
         let proxy_token = answer["apiserverToken"].as_str().unwrap_or_default().to_string();
+        // The cluster's networks come from the server, so every node agrees on them.
+        let cluster_cidr = match answer["podNetwork"].as_str() {
+            Some(cidr) => cidr.parse().with_context(|| format!("the server's pod network {cidr:?}"))?,
+            None => self.cluster_cidr,
+        };
+        let services = orchestrator::api::services::ServiceNetworks::parse(
+            answer["serviceNetwork"].as_str().unwrap_or(orchestrator::api::services::DEFAULT_SERVICE_NETWORK),
+            answer["nodePortRange"].as_str().unwrap_or(orchestrator::api::services::DEFAULT_NODE_PORTS),
+        )
+        .map_err(|e| anyhow::anyhow!("the server's service network: {e}"))?;
         let client = Client::new(&self.server, &credential, Some(&ca))?;
         let agent = node::start(
             client,
@@ -82,7 +93,8 @@ impl AgentCommand {
                 node_ip: self.node_ip,
                 port: self.port,
                 proxy_token,
-                cluster_networks: vec![self.cluster_cidr],
+                cluster_networks: vec![cluster_cidr],
+                services,
             },
         )
         .await

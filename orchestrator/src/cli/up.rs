@@ -31,6 +31,17 @@ pub struct UpCommand {
     /// Pod addresses: each node gets a /16 of this network (inside 127.0.0.0/8 on one machine).
     #[arg(long, default_value = orchestrator::controllers::nodeipam::DEFAULT_POD_NETWORK)]
     pod_network: String,
+    /// Service cluster IPs come from this network (inside 127.0.0.0/8 on one machine); the
+    /// cluster DNS server answers on its tenth address. Must not overlap the pod network.
+    #[arg(long, default_value = orchestrator::api::services::DEFAULT_SERVICE_NETWORK)]
+    service_network: String,
+    /// Ports NodePort and LoadBalancer Services get on every node.
+    #[arg(long, default_value = orchestrator::api::services::DEFAULT_NODE_PORTS)]
+    node_port_range: String,
+    /// This node's address: NodePorts, LoadBalancer Services and Ingress are served there
+    /// (default: the address of --listen).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
     /// Also deploy the bundled hello-http sample and print a URL to curl.
     #[arg(long)]
     demo: bool,
@@ -50,9 +61,21 @@ impl UpCommand {
             .map_err(|e| anyhow!("--pod-network: {e}"))?;
         let cluster_network: ipnet::IpNet =
             self.pod_network.parse().map_err(|e| anyhow!("--pod-network {}: {e}", self.pod_network))?;
+        let service_networks =
+            orchestrator::api::services::ServiceNetworks::parse(&self.service_network, &self.node_port_range)
+                .map_err(|e| anyhow!("--service-network/--node-port-range: {e}"))?;
+        let service_cidr: ipnet::IpNet = service_networks.cidr().parse()?;
+        if service_cidr.contains(&cluster_network) || cluster_network.contains(&service_cidr) {
+            return Err(anyhow!(
+                "--service-network {} overlaps --pod-network {}: give them separate ranges",
+                self.service_network,
+                self.pod_network
+            ));
+        }
         let options = cluster::Options {
             listen: self.listen,
             pod_network,
+            service_networks: service_networks.clone(),
             watch_history: self.watch_history,
             insecure_http: self.insecure_http,
         };
@@ -75,10 +98,11 @@ impl UpCommand {
             AgentConfig {
                 node_name: node_name.clone(),
                 data_dir: node_dir,
-                node_ip: self.listen.ip(),
+                node_ip: self.node_ip.unwrap_or(self.listen.ip()),
                 port: 0,
                 proxy_token: tokens.apiserver.clone(),
                 cluster_networks: vec![cluster_network],
+                services: service_networks,
             },
         )
         .await

@@ -32,6 +32,12 @@ impl PodNetwork {
         Ok(Self { base, node_ranges: 1 << (16 - bits) })
     }
 
+    /// The whole network as `a.b.c.d/n`.
+    pub fn cidr(&self) -> String {
+        let bits = 16 - self.node_ranges.trailing_zeros();
+        format!("{}/{bits}", std::net::Ipv4Addr::from(self.base))
+    }
+
     /// The node ranges, in order.
     pub fn node_ranges(&self) -> impl Iterator<Item = String> + '_ {
         (0..self.node_ranges).map(|i| format!("{}/16", std::net::Ipv4Addr::from(self.base + (i << 16))))

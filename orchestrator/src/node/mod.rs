@@ -62,6 +62,9 @@ pub struct AgentConfig {
     pub proxy_token: String,
     /// The cluster's own networks (the pod network): Wasm pods may always connect there.
     pub cluster_networks: Vec<ipnet::IpNet>,
+    /// The service network: the node proxy serves cluster IPs from it, the DNS server its
+    /// tenth address; Wasm pods may connect there too.
+    pub services: crate::api::services::ServiceNetworks,
 }
 
 /// What every pod worker shares.
