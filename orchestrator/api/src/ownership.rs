@@ -10,6 +10,7 @@ pub const EDGES: &[(&str, &str, &str, &str)] = &[
     ("v1", "ReplicationController", "v1", "Pod"),
     ("batch/v1", "Job", "v1", "Pod"),
     ("batch/v1", "CronJob", "batch/v1", "Job"),
+    ("v1", "Service", "discovery.k8s.io/v1", "EndpointSlice"),
 ];
 
 /// The finalizer a Foreground delete puts on the owner until its dependents are gone.

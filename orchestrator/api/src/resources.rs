@@ -127,7 +127,10 @@ fn lost_fields(input: &Value, known: &Value, at: &str, out: &mut Vec<String>) {
     }
 }
 
-use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+use k8s_openapi::api::{
+    apps::v1 as apps, batch::v1 as batch, core::v1 as core, discovery::v1 as discovery,
+    networking::v1 as networking,
+};
 
 /// Every resource type we serve.
 pub static RESOURCES: &[ResourceType] = &[
@@ -218,6 +221,18 @@ pub static RESOURCES: &[ResourceType] = &[
     ResourceType {
         group: "",
         version: "v1",
+        kind: "Endpoints",
+        plural: "endpoints",
+        singular: "endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        subresources: &[],
+        tracks_generation: false,
+        type_check: check::<core::Endpoints>,
+    },
+    ResourceType {
+        group: "",
+        version: "v1",
         kind: "ReplicationController",
         plural: "replicationcontrollers",
         singular: "replicationcontroller",
@@ -299,6 +314,42 @@ pub static RESOURCES: &[ResourceType] = &[
         tracks_generation: true,
         type_check: check::<batch::CronJob>,
     },
+    ResourceType {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+        tracks_generation: false,
+        type_check: check::<discovery::EndpointSlice>,
+    },
+    ResourceType {
+        group: "networking.k8s.io",
+        version: "v1",
+        kind: "Ingress",
+        plural: "ingresses",
+        singular: "ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        subresources: &["status"],
+        tracks_generation: true,
+        type_check: check::<networking::Ingress>,
+    },
+    ResourceType {
+        group: "networking.k8s.io",
+        version: "v1",
+        kind: "IngressClass",
+        plural: "ingressclasses",
+        singular: "ingressclass",
+        namespaced: false,
+        short_names: &[],
+        subresources: &[],
+        tracks_generation: true,
+        type_check: check::<networking::IngressClass>,
+    },
 ];
 
 /// The resource served at `group`/`version` under `plural`.
@@ -357,6 +408,10 @@ mod tests {
         assert_eq!(find_by_cli_name("deployments.apps").map(|r| r.kind), Some("Deployment"));
         assert_eq!(find_by_cli_name("Deployment").map(|r| r.kind), Some("Deployment"));
         assert!(find_by_cli_name("deployments.batch").is_none());
+        assert_eq!(find_by_cli_name("ep").map(|r| r.kind), Some("Endpoints"));
+        assert_eq!(find_by_cli_name("ing").map(|r| r.kind), Some("Ingress"));
+        assert_eq!(find_by_cli_name("endpointslices").map(|r| r.group), Some("discovery.k8s.io"));
+        assert_eq!(find_by_cli_name("ingressclass").map(|r| r.namespaced), Some(false));
     }
 
     #[test]

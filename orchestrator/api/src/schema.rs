@@ -59,7 +59,8 @@ pub(crate) fn list_type(path: &[String], field: &str) -> ListType {
         | "env" => map(NAME, true),
         "claims" if parent == "resources" => map(NAME, false),
         "ports" if in_container => map(CONTAINER_PORT, true),
-        "ports" => map(SERVICE_PORT, true),
+        // A Service's ports; EndpointSlice and load-balancer status ports are atomic.
+        "ports" if parent == "spec" => map(SERVICE_PORT, true),
         "volumeMounts" => map(MOUNT_PATH, true),
         "volumeDevices" => map(DEVICE_PATH, true),
         "hostAliases" => map(IP, true),

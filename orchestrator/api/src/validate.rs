@@ -186,6 +186,7 @@ pub fn prepare_update(
     let immutable = match rt.kind {
         "DaemonSet" => crate::workloads::validate_daemonset_update(old, &new),
         "ControllerRevision" => crate::workloads::validate_controller_revision_update(old, &new),
+        "IngressClass" | "EndpointSlice" => crate::networking::validate_update(rt.kind, old, &new),
         _ => Ok(()),
     };
     immutable.map_err(|m| ApiError::invalid(rt.kind, &name, m))?;
@@ -306,6 +307,7 @@ fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         "DaemonSet" => crate::workloads::default_daemonset(obj),
         "ReplicationController" => crate::workloads::default_replication_controller(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
+        "IngressClass" => crate::networking::default_ingress_class(obj),
         "Service" => {
             let Some(spec) = object_at(obj, &["spec"]) else { return };
             set_default(spec, "type", json!("ClusterIP"));
@@ -394,6 +396,9 @@ fn validate(rt: &ResourceType, obj: &Value, name: &str) -> Result<(), ApiError> 
             .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
             .or_else(invalid),
         "ControllerRevision" => crate::workloads::validate_controller_revision(obj).or_else(invalid),
+        "Ingress" | "IngressClass" | "Endpoints" | "EndpointSlice" => {
+            crate::networking::validate_kind(rt.kind, obj).or_else(invalid)
+        }
         "Job" => crate::batch::validate_job(obj)
             .and_then(|()| validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec"))
             .or_else(invalid),

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod batch;
 pub mod container;
 pub mod meta;
+pub mod networking;
 pub mod objects;
 pub mod pod;
 pub mod pod_status;
@@ -37,6 +38,8 @@ pub static ROOTS: &[Root] = &[
     Root { api_version: "autoscaling/v1", kind: "Scale", message: &apps::SCALE },
     Root { api_version: "batch/v1", kind: "Job", message: &batch::JOB },
     Root { api_version: "batch/v1", kind: "CronJob", message: &batch::CRON_JOB },
+    Root { api_version: "networking.k8s.io/v1", kind: "Ingress", message: &networking::INGRESS },
+    Root { api_version: "networking.k8s.io/v1", kind: "IngressClass", message: &networking::INGRESS_CLASS },
 ];
 
 /// The message for an envelope's type. `DeleteOptions` is registered in every group-version
