@@ -75,7 +75,7 @@ start_cluster() {
     # Below the test clusters' pod networks (127.64.0.0 and up), so a benchmark and the tests
     # can run on one machine without binding the same pod IPs.
     "$bin" up --demo --data-dir "$work/cluster" --listen "127.0.0.1:$(free_port)" \
-        --pod-network 127.32.0.0/11 >"$work/up.out" 2>"$work/up.err" &
+        --pod-network 127.32.0.0/11 --service-network 127.31.0.0/16 >"$work/up.out" 2>"$work/up.err" &
     up_pid=$!
     up_name="$name"
     for _ in $(seq 1 600); do

@@ -41,6 +41,11 @@ async fn server_with(retained: u64, watch_limits: orchestrator::apiserver::limit
         http: reqwest::Client::new(),
         ready: Arc::new(AtomicBool::new(true)),
         watch_limits: Arc::new(watch_limits),
+        services: Arc::new(orchestrator::apiserver::services::ServiceWrites::new(
+            orchestrator::api::services::ServiceNetworks::parse("127.16.0.0/16", "30000-32767")
+                .expect("networks"),
+            "127.64.0.0/10".into(),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -143,21 +143,26 @@ impl Drop for Process {
     }
 }
 
-/// A pod network (`127.X.0.0/14`) reserved for one test cluster, so clusters of tests running
-/// side by side never hand out the same pod IP (two pods on 127.64.0.2:8080 would collide).
+/// Networks (`127.X.0.0/13`) reserved for one test cluster, so clusters of tests running side
+/// by side never hand out the same pod IP or cluster IP, nor serve node ports on the same
+/// address (two pods on 127.64.0.2:8080 would collide; two proxies on one cluster IP would
+/// share it). Pods get `127.X.0.0/14`, Services `127.X+4.0.0/16`, nodes `127.X+5.0.N`.
 /// Reservations are files holding the owner's pid; a dead owner's file is taken over.
 pub struct PodNetworkLease {
     path: PathBuf,
     /// `--pod-network` for `wasmkube up`.
     pub cidr: String,
+    /// `--service-network` for `wasmkube up`.
+    pub service_network: String,
+    second_octet: u16,
 }
 
 impl PodNetworkLease {
     /// Reserve a free network.
     pub fn reserve() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join("wasmkube-test-pod-networks");
+        let dir = std::env::temp_dir().join("wasmkube-test-networks");
         std::fs::create_dir_all(&dir)?;
-        for second_octet in (64u16..=252).step_by(4) {
+        for second_octet in (64u16..=248).step_by(8) {
             let path = dir.join(second_octet.to_string());
             for _ in 0..2 {
                 // The file appears with its owner already in it (a hard link of a finished
@@ -169,7 +174,12 @@ impl PodNetworkLease {
                 let _ = std::fs::remove_file(&mine);
                 match linked {
                     Ok(()) => {
-                        return Ok(Self { path, cidr: format!("127.{second_octet}.0.0/14") });
+                        return Ok(Self {
+                            path,
+                            cidr: format!("127.{second_octet}.0.0/14"),
+                            service_network: format!("127.{}.0.0/16", second_octet + 4),
+                            second_octet,
+                        });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         let owner = std::fs::read_to_string(&path).unwrap_or_default();
@@ -184,7 +194,12 @@ impl PodNetworkLease {
                 }
             }
         }
-        bail!("no free test pod network in {}", dir.display())
+        bail!("no free test network in {}", dir.display())
+    }
+
+    /// The address of the `n`th node (1: the `up` process's own).
+    pub fn node_ip(&self, n: u8) -> String {
+        format!("127.{}.0.{n}", self.second_octet + 5)
     }
 }
 
@@ -204,7 +219,13 @@ pub struct Cluster {
     pub server: String,
     /// The join token it printed (agents register their own credential with it).
     pub join_token: String,
-    /// The pod network reserved for it (when `up` reserved one itself).
+    /// The address of its node: node ports, LoadBalancer Services and Ingress listen there.
+    pub node_ip: String,
+    /// Its service network.
+    pub service_network: String,
+    /// How many nodes joined so far (each gets the next address).
+    joined: std::sync::atomic::AtomicU8,
+    /// The networks reserved for it (when `up` reserved them itself).
     _network: Option<PodNetworkLease>,
 }
 
@@ -217,23 +238,29 @@ impl Cluster {
     /// Like [`Cluster::up`], with more `wasmkube up` flags.
     pub fn up_with(data_dir: &Path, node_name: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let network = PodNetworkLease::reserve()?;
-        let mut cluster = Self::start(data_dir, node_name, free_port(), &network.cidr, extra)?;
+        let mut cluster = Self::start(data_dir, node_name, free_port(), &network, extra)?;
         cluster._network = Some(network);
         Ok(cluster)
     }
 
-    /// Like [`Cluster::up`] on a given port and pod network (a restart reuses both).
-    pub fn up_on(data_dir: &Path, node_name: &str, port: u16, pod_network: &str) -> anyhow::Result<Self> {
-        Self::start(data_dir, node_name, port, pod_network, &[])
+    /// Like [`Cluster::up`] on a given port and networks (a restart reuses both).
+    pub fn up_on(
+        data_dir: &Path,
+        node_name: &str,
+        port: u16,
+        network: &PodNetworkLease,
+    ) -> anyhow::Result<Self> {
+        Self::start(data_dir, node_name, port, network, &[])
     }
 
     fn start(
         data_dir: &Path,
         node_name: &str,
         port: u16,
-        pod_network: &str,
+        network: &PodNetworkLease,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let node_ip = network.node_ip(1);
         let listen = format!("127.0.0.1:{port}");
         let log = data_dir.with_extension(format!("up-{port}-{}.log", std::process::id()));
         let data = data_dir.display().to_string();
@@ -246,7 +273,11 @@ impl Cluster {
             "--node-name",
             node_name,
             "--pod-network",
-            pod_network,
+            &network.cidr,
+            "--service-network",
+            &network.service_network,
+            "--node-ip",
+            &node_ip,
         ];
         args.extend_from_slice(extra);
         let mut process = Process::spawn(&wasmkube_bin()?, &args, &log)?;
@@ -264,6 +295,9 @@ impl Cluster {
             data_dir: data_dir.to_path_buf(),
             server: format!("https://{listen}"),
             join_token,
+            node_ip: node_ip.clone(),
+            service_network: network.service_network.clone(),
+            joined: std::sync::atomic::AtomicU8::new(1),
             _network: None,
         })
     }
@@ -422,6 +456,8 @@ impl Cluster {
     /// Start another node with `wasmkube agent` and wait until it has joined.
     pub fn join_agent(&self, data_dir: &Path, node_name: &str) -> anyhow::Result<Process> {
         let log = data_dir.with_extension("agent.log");
+        let n = self.joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let node_ip = self.node_ip.rsplit_once('.').map(|(net, _)| format!("{net}.{n}")).unwrap_or_default();
         let mut p = Process::spawn(
             &wasmkube_bin()?,
             &[
@@ -436,6 +472,8 @@ impl Cluster {
                 &data_dir.display().to_string(),
                 "--node-name",
                 node_name,
+                "--node-ip",
+                &node_ip,
             ],
             &log,
         )?;

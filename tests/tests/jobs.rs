@@ -242,7 +242,7 @@ fn a_control_plane_restart_neither_duplicates_nor_recounts_pods() -> anyhow::Res
     let data = work.path().join("cluster");
     let port = wasmkube_e2e::cluster::free_port();
     let network = wasmkube_e2e::cluster::PodNetworkLease::reserve()?;
-    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     cluster.side_load("word-count.wasm", word_count::IMAGE)?;
     words(&cluster)?;
     let spec = "  completions: 4\n  parallelism: 2\n  completionMode: Indexed";
@@ -252,7 +252,7 @@ fn a_control_plane_restart_neither_duplicates_nor_recounts_pods() -> anyhow::Res
     // Stop the whole control plane (and its agent) while two indexes run, then start it again.
     cluster.process.terminate()?;
     drop(cluster);
-    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     wait(&cluster, "condition=complete", "job/steady")?;
     let pods = cluster.get_json(&["pods", "-l", "batch.kubernetes.io/job-name=steady"])?;
     let mut indexes: Vec<String> = pods["items"]
@@ -269,7 +269,7 @@ fn a_control_plane_restart_neither_duplicates_nor_recounts_pods() -> anyhow::Res
     // A restart after completion counts nothing again.
     cluster.process.terminate()?;
     drop(cluster);
-    let cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     // Any recount would be written by the controller's first round, before a new pod event.
     cluster.kubectl_ok(&["create", "job", "marker", "--image=example.local/word-count:1"])?;
     wait(&cluster, "jsonpath={.status.startTime}", "job/marker")?;

@@ -288,7 +288,7 @@ fn a_rollout_survives_a_control_plane_restart() -> anyhow::Result<()> {
     let data = work.path().join("cluster");
     let port = wasmkube_e2e::cluster::free_port();
     let network = wasmkube_e2e::cluster::PodNetworkLease::reserve()?;
-    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     cluster.side_load("hello-http.wasm", V1)?;
     cluster.side_load("hello-http.wasm", V2)?;
     // minReadySeconds makes each step take a few seconds: there is a middle to stop in.
@@ -308,7 +308,7 @@ fn a_rollout_survives_a_control_plane_restart() -> anyhow::Result<()> {
     let status = cluster.process.terminate()?;
     assert!(status.success(), "up exits cleanly on SIGTERM: {status}");
     drop(cluster);
-    let cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=180s"])?;
     let watch = PodWatch::start(&cluster, "app=web")?;
     watch.wait_until("4 v2 pods and nothing else", PATIENCE, |pods| {

@@ -254,7 +254,7 @@ fn restart_brings_back_objects_and_reruns_pods() -> anyhow::Result<()> {
     let data = work.path().join("cluster");
     let port = wasmkube_e2e::cluster::free_port();
     let network = wasmkube_e2e::cluster::PodNetworkLease::reserve()?;
-    let mut cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let mut cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     let reference = registry.reference("hello-http:1");
     cluster.wasmkube_ok(&["push", &fixture("hello-http.wasm"), &reference])?;
     let manifest = work.path().join("deployment.yaml");
@@ -266,7 +266,7 @@ fn restart_brings_back_objects_and_reruns_pods() -> anyhow::Result<()> {
     let status = cluster.process.terminate()?;
     assert!(status.success(), "up exits cleanly on SIGTERM: {status}");
     drop(cluster);
-    let cluster = Cluster::up_on(&data, "node-a", port, &network.cidr)?;
+    let cluster = Cluster::up_on(&data, "node-a", port, &network)?;
     let after = cluster.get_json(&["deployment", "hello-http"])?;
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"], "the same object came back");
     cluster.kubectl_ok(&["rollout", "status", "deployment/hello-http", "--timeout=120s"])?;

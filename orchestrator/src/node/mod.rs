@@ -11,6 +11,7 @@ mod ipam;
 mod linux;
 pub mod logs;
 mod probes;
+pub mod proxy;
 mod registration;
 mod sources;
 pub mod stats;
@@ -156,11 +157,22 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
             .map_err(|e| AgentError::Setup(format!("node {} has a bad podCIDR: {e}", config.node_name)))?,
         pods_dir: config.data_dir.join("pods"),
         usage,
-        cluster_networks: Arc::new(config.cluster_networks.clone()),
+        cluster_networks: Arc::new(cluster_networks(&config)),
     };
+    tokio::spawn(proxy::run(client.clone(), vec![config.node_ip], stop.clone()));
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));
     Ok(AgentHandle { stop, done, log_addr })
+}
+
+/// Where Wasm pods may always connect: the pod network and the service network.
+fn cluster_networks(config: &AgentConfig) -> Vec<ipnet::IpNet> {
+    let mut networks = config.cluster_networks.clone();
+    match config.services.cidr().parse() {
+        Ok(services) => networks.push(services),
+        Err(e) => warn!(error = %e, "the service network is not a CIDR"),
+    }
+    networks
 }
 
 /// Keep one worker per pod bound to this node; tell workers about changes and removals.
