@@ -19,6 +19,7 @@ use crate::engine::WasmEngine;
 use crate::host::{DeniedLog, GuestConfig};
 use crate::limits::{CpuBudget, MemoryBudget, Usage};
 use crate::logs::CriLogWriter;
+use crate::names::NameResolver;
 use crate::network::NetworkPolicy;
 use crate::{Mount, ResourceLimits};
 use crate::{RuntimeError, command, http};
@@ -41,6 +42,9 @@ pub struct ContainerSpec {
     pub mounts: Vec<Mount>,
     /// What the guest may do on the network.
     pub network: NetworkPolicy,
+    /// How the guest's outgoing HTTP requests resolve cluster names (none: by the node's
+    /// resolver, as the egress list allows).
+    pub names: Option<Arc<dyn NameResolver>>,
     /// The container's own memory and CPU limits.
     pub limits: ResourceLimits,
     /// The pod's shared accounts (its memory limit binds all its containers together).
@@ -65,6 +69,7 @@ impl ContainerSpec {
             log_path: log_path.into(),
             mounts: Vec::new(),
             network: NetworkPolicy::default(),
+            names: None,
             limits: ResourceLimits::default(),
             pod: PodResources::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -326,6 +331,7 @@ pub(crate) fn guest_config(spec: &ContainerSpec) -> Result<GuestConfig, RuntimeE
         env: spec.env.clone(),
         mounts: spec.mounts.clone(),
         network: Arc::new(spec.network.clone()),
+        names: spec.names.clone(),
         denied: DeniedLog::new(log.clone()),
         log,
         memory: MemoryBudget::new(spec.limits.memory_bytes),

@@ -21,6 +21,7 @@ use crate::limits::cpu::RunClock;
 use crate::limits::memory::StoreLimiter;
 use crate::limits::{CpuBudget, MemoryBudget};
 use crate::logs::{CriLogWriter, Stream};
+use crate::names::{self, Destination, NameResolver};
 use crate::network::{NetworkPolicy, socket_check};
 use crate::{Mount, RuntimeError};
 
@@ -53,6 +54,8 @@ pub(crate) struct GuestConfig {
     pub env: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
     pub network: Arc<NetworkPolicy>,
+    /// Cluster names for outgoing HTTP (see `names`).
+    pub names: Option<Arc<dyn NameResolver>>,
     pub log: CriLogWriter,
     pub denied: DeniedLog,
     pub memory: MemoryBudget,
@@ -99,7 +102,11 @@ pub(crate) fn new_store(engine: &Engine, config: &GuestConfig) -> Result<Store<H
         wasi: config.wasi_builder()?.build(),
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
-        hooks: EgressHttp { network: config.network.clone(), denied: config.denied.clone() },
+        hooks: EgressHttp {
+            network: config.network.clone(),
+            names: config.names.clone(),
+            denied: config.denied.clone(),
+        },
         limiter: config.limiter(),
     };
     let mut store = Store::new(engine, host);
@@ -173,9 +180,11 @@ impl DeniedLog {
     }
 }
 
-/// Outgoing `wasi:http` requests bypass `wasi:sockets`, so the egress policy is applied here.
+/// Outgoing `wasi:http` requests bypass `wasi:sockets`, so the egress policy is applied here,
+/// after cluster names are resolved (see `names`).
 struct EgressHttp {
     network: Arc<NetworkPolicy>,
+    names: Option<Arc<dyn NameResolver>>,
     denied: DeniedLog,
 }
 
@@ -191,14 +200,12 @@ type SendResult = Box<
 impl WasiHttpHooks for EgressHttp {
     fn send_request(
         &mut self,
-        request: hyper::Request<WasiBody>,
+        mut request: hyper::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendResult {
-        let host = request.uri().host().unwrap_or("").to_string();
-        if !self.network.allows_http_host(&host) {
-            self.denied.note(&format!("outgoing http request to {}", request.uri()));
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        if let Err(e) = self.route(&mut request) {
+            return Box::new(async { Err(e) });
         }
         Box::new(async move {
             use http_body_util::BodyExt;
@@ -208,6 +215,32 @@ impl WasiHttpHooks for EgressHttp {
                 Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
             ))
         })
+    }
+}
+
+impl EgressHttp {
+    /// Points `request` at where it goes (a cluster name's address, an ExternalName's host),
+    /// or refuses it by the egress policy. The guest's authority stays in the Host header.
+    fn route(&self, request: &mut hyper::Request<WasiBody>) -> wasmtime_wasi_http::Result<()> {
+        use wasmtime_wasi_http::Error;
+        let uri = request.uri().clone();
+        let authority = match names::destination(self.names.as_deref(), &uri) {
+            Destination::AsWritten if self.network.allows_http_host(uri.host().unwrap_or("")) => return Ok(()),
+            Destination::Address(addr) if self.network.may_reach(addr.ip()) => addr.to_string(),
+            Destination::Alias(target) if self.network.allows_http_host(&target) => match uri.port_u16() {
+                Some(port) => format!("{target}:{port}"),
+                None => target,
+            },
+            Destination::Missing => {
+                return Err(Error::DnsError { rcode: Some("NXDOMAIN".into()), info_code: None });
+            }
+            _ => {
+                self.denied.note(&format!("outgoing http request to {uri}"));
+                return Err(Error::HttpRequestDenied);
+            }
+        };
+        *request.uri_mut() = names::with_authority(&uri, &authority).ok_or(Error::HttpRequestUriInvalid)?;
+        Ok(())
     }
 }
 

@@ -48,6 +48,7 @@ mod limits;
 pub mod linux;
 mod log_file;
 pub mod logs;
+mod names;
 mod network;
 mod policy;
 mod probe;
@@ -61,6 +62,7 @@ pub use container::{
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
 pub use error::RuntimeError;
 pub use limits::{CpuBudget, MemoryBudget, MemoryLimitExceeded, Usage};
+pub use names::{ClusterName, NameResolver};
 pub use network::{NetworkPolicy, Protocol};
 pub use policy::{Mount, ResourceLimits};
 pub use probe::{InstanceTiming, time_instances};

@@ -327,6 +327,7 @@ impl ContainerTask {
         spec.mounts = grants.mounts;
         spec.limits = grants.limits;
         spec.network = grants.network;
+        spec.names = Some(Arc::new(super::dns::PodNames::new(self.ctx.names.clone(), &self.pod)));
         spec.request_timeout = grants.request_timeout;
         spec.pod = self.resources.clone();
         let id = format!("wasm://{}", image.image_id.trim_start_matches("sha256:").get(..12).unwrap_or(""));

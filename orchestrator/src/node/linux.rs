@@ -74,6 +74,14 @@ impl ContainerTask {
         let uid = meta::uid(&self.pod);
         let log_path = self.ctx.logs.path_for(ns, pod_name, uid, self.name(), restart);
         let id = format!("{uid}-{}-{restart}", self.name());
+        let mut mounts = grants.mounts;
+        match self.resolv_conf() {
+            Ok(mount) => mounts.push(mount),
+            Err(message) => {
+                let failed = async { Err(wasm_runtime::RuntimeError::Runc(message)) };
+                return self.supervise(failed, format!("runc://{id}"), &log_path, grace).await;
+            }
+        }
         let spec = LinuxSpec {
             id: id.clone(),
             hostname: pod_name.chars().take(63).collect(),
@@ -83,12 +91,26 @@ impl ContainerTask {
                 .unwrap_or(false),
             // The pod's volumes, as bind mounts: the same directories Wasm containers get as
             // preopens, so containers of both kinds share them.
-            mounts: grants.mounts,
+            mounts,
             limits: grants.limits,
             log_path: log_path.clone(),
         };
         let start = self.ctx.linux.start(image, spec);
         self.supervise(start, format!("runc://{id}"), &log_path, grace).await
+    }
+}
+
+impl ContainerTask {
+    /// The pod's resolv.conf (from its dnsPolicy and dnsConfig, see `dns::resolv_conf`),
+    /// written beside its volumes and bind-mounted read-only at /etc/resolv.conf.
+    fn resolv_conf(&self) -> Result<wasm_runtime::Mount, String> {
+        let text = self.ctx.dns.pod_resolv_conf(&self.pod)?;
+        let dir = super::volumes::pod_dir(&self.ctx.pods_dir, meta::uid(&self.pod));
+        let path = dir.join("resolv.conf");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(wasm_runtime::Mount { host_path: path, container_path: "/etc/resolv.conf".into(), read_only: true })
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod container;
+pub mod dns;
 mod env;
 pub mod grants;
 mod hooks;
@@ -85,6 +86,10 @@ pub(crate) struct NodeContext {
     /// Usage of the running containers, for `/stats/summary`.
     pub usage: stats::UsageRegistry,
     pub cluster_networks: Arc<Vec<ipnet::IpNet>>,
+    /// The cluster DNS: its names (Wasm guests resolve there) and settings (Linux containers'
+    /// resolv.conf).
+    pub names: dns::SharedDirectory,
+    pub dns: Arc<dns::DnsConfig>,
 }
 
 /// A running agent; dropping the handle does not stop it, `shutdown` does.
@@ -158,7 +163,10 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         pods_dir: config.data_dir.join("pods"),
         usage,
         cluster_networks: Arc::new(cluster_networks(&config)),
+        names: dns::SharedDirectory::default(),
+        dns: Arc::new(dns::DnsConfig::new(config.services.dns_ip().into())),
     };
+    tokio::spawn(dns::run(client.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
     tokio::spawn(proxy::run(client.clone(), vec![config.node_ip], stop.clone()));
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));
