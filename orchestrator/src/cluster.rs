@@ -203,6 +203,7 @@ pub async fn start(data_dir: &Path, options: Options) -> Result<ControlPlane, Cl
         tokio::spawn(crate::controllers::job::run(client.clone())),
         tokio::spawn(crate::controllers::cronjob::run(client.clone())),
         tokio::spawn(crate::controllers::gc::run(client.clone())),
+        tokio::spawn(crate::controllers::endpoints::run(client.clone())),
         tokio::spawn(crate::controllers::namespace::run(client.clone())),
         tokio::spawn(crate::controllers::nodeipam::run(client.clone(), pod_network)),
         tokio::spawn(crate::controllers::nodelifecycle::run(client.clone())),
