@@ -49,7 +49,15 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 pub(crate) fn destination(resolver: Option<&dyn NameResolver>, uri: &Uri) -> Destination {
     let (Some(resolver), Some(host)) = (resolver, uri.host()) else { return Destination::AsWritten };
     let port = uri.port_u16().unwrap_or(if uri.scheme() == Some(&Scheme::HTTPS) { 443 } else { 80 });
-    match resolver.resolve(host) {
+    let resolved = match resolver.resolve(host) {
+        // An ExternalName may name another cluster name: follow it once, as a DNS server would.
+        Some(ClusterName::Alias(target)) => match resolver.resolve(&format!("{target}.")) {
+            Some(ClusterName::Addresses(ips)) if !ips.is_empty() => Some(ClusterName::Addresses(ips)),
+            _ => Some(ClusterName::Alias(target)),
+        },
+        other => other,
+    };
+    match resolved {
         None => Destination::AsWritten,
         Some(ClusterName::Alias(target)) => Destination::Alias(target),
         Some(ClusterName::Addresses(ips)) if ips.is_empty() => Destination::Missing,
@@ -79,6 +87,8 @@ mod tests {
             match host {
                 "web" => Some(ClusterName::Addresses(vec!["127.16.0.20".parse().unwrap()])),
                 "ext" => Some(ClusterName::Alias("example.com".into())),
+                "inner" => Some(ClusterName::Alias("web".into())),
+                "web." => Some(ClusterName::Addresses(vec!["127.16.0.20".parse().unwrap()])),
                 "gone.default.svc.cluster.local" => Some(ClusterName::Addresses(vec![])),
                 _ => None,
             }
@@ -105,6 +115,7 @@ mod tests {
         let at = |s: &str| destination(Some(&Fixed), &s.parse().unwrap());
         assert_eq!(at("http://ext/"), Destination::Alias("example.com".into()));
         assert_eq!(at("http://gone.default.svc.cluster.local/"), Destination::Missing);
+        assert_eq!(at("http://inner/"), Destination::Address("127.16.0.20:80".parse().unwrap()));
         assert_eq!(at("http://example.org/"), Destination::AsWritten);
         assert_eq!(destination(None, &"http://web/".parse().unwrap()), Destination::AsWritten);
     }
