@@ -16,7 +16,8 @@ say() { echo "install-test-deps: $*" >&2; }
 
 # --- apt packages -------------------------------------------------------------------------
 apt_missing=()
-for pkg in docker-registry skopeo runc busybox-static; do
+# curl and openssl: the Ingress test makes its certificate and checks TLS with real tools.
+for pkg in docker-registry skopeo runc busybox-static curl openssl; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         apt_missing+=("$pkg")
     fi

@@ -139,7 +139,7 @@ pub async fn authorize(
                 .iter()
                 .filter(|p| p["spec"]["nodeName"] == node.as_str() && !meta::is_terminating(p))
                 .any(|p| node_rules::pod_uses(p, path.rt.kind, &name));
-            if used {
+            if used || serves_tls_with(state, path.rt.kind, &ns, &name).await? {
                 Ok(Pending::default())
             } else {
                 let why = format!("no relationship found between node '{node}' and this object");
@@ -147,6 +147,18 @@ pub async fn authorize(
             }
         }
     }
+}
+
+/// Whether an Ingress of `ns` terminates TLS with the Secret `name`: every node serves
+/// Ingress (its proxy is the ingress controller), so it may read those certificates.
+async fn serves_tls_with(state: &ApiState, kind: &str, ns: &str, name: &str) -> Result<bool, ApiError> {
+    let Some(ingresses) = find_by_kind("networking.k8s.io/v1", "Ingress").filter(|_| kind == "Secret") else {
+        return Ok(false);
+    };
+    let prefix = ingresses.namespace_prefix(Some(ns));
+    let store = state.store.clone();
+    let (items, _) = blocking(move || store.list(&prefix)).await??;
+    Ok(items.iter().any(|i| node_rules::ingress_uses_secret(i, name)))
 }
 
 /// Check what a create left pending against its decoded body.

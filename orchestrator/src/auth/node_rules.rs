@@ -1,7 +1,8 @@
 //! What a node's credential may do (upstream's Node authorizer plus NodeRestriction, reduced to
 //! the kinds we serve): read pods, nodes and cluster objects; read only the Secrets and
-//! ConfigMaps its own pods use; register and update only its own Node; change only the status
-//! of, and delete only, pods bound to it; record Events. Everything else is 403.
+//! ConfigMaps its own pods use, and the TLS Secrets of Ingresses (every node's proxy serves
+//! Ingress); register and update only its own Node; change only the status of, and delete
+//! only, pods bound to it; record Events. Everything else is 403.
 
 use serde_json::Value;
 
@@ -52,6 +53,11 @@ pub fn decide(node: &str, req: &Request<'_>) -> Decision {
         ("Event", "create" | "update" | "patch", None) => Decision::Allow,
         _ => Decision::Deny(format!("node '{node}' may not {} {}", req.verb, req.kind.to_lowercase())),
     }
+}
+
+/// Does `ingress` terminate TLS with the Secret `name` (`spec.tls[].secretName`)?
+pub fn ingress_uses_secret(ingress: &Value, name: &str) -> bool {
+    ingress["spec"]["tls"].as_array().into_iter().flatten().any(|t| t["secretName"] == name)
 }
 
 /// Does `pod` (bound to some node) use the `kind` object `name` (env, envFrom, volumes,

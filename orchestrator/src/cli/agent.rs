@@ -32,6 +32,12 @@ pub struct AgentCommand {
     /// Address this node is reachable at; it serves logs there.
     #[arg(long, default_value = "127.0.0.1")]
     node_ip: IpAddr,
+    /// Ingress is served on this port of --node-ip (0: not at all).
+    #[arg(long, default_value_t = 8080)]
+    ingress_http_port: u16,
+    /// Ingress with TLS is served on this port of --node-ip (0: not at all).
+    #[arg(long, default_value_t = 8443)]
+    ingress_https_port: u16,
     /// Port for the log server (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -95,6 +101,10 @@ impl AgentCommand {
                 proxy_token,
                 cluster_networks: vec![cluster_cidr],
                 services,
+                ingress_ports: (
+                    Some(self.ingress_http_port).filter(|p| *p != 0),
+                    Some(self.ingress_https_port).filter(|p| *p != 0),
+                ),
             },
         )
         .await

@@ -42,6 +42,12 @@ pub struct UpCommand {
     /// (default: the address of --listen).
     #[arg(long)]
     node_ip: Option<std::net::IpAddr>,
+    /// Ingress is served on this port of the node's address (0: not at all).
+    #[arg(long, default_value_t = 8080)]
+    ingress_http_port: u16,
+    /// Ingress with TLS is served on this port of the node's address (0: not at all).
+    #[arg(long, default_value_t = 8443)]
+    ingress_https_port: u16,
     /// Also deploy the bundled hello-http sample and print a URL to curl.
     #[arg(long)]
     demo: bool,
@@ -103,6 +109,10 @@ impl UpCommand {
                 proxy_token: tokens.apiserver.clone(),
                 cluster_networks: vec![cluster_network],
                 services: service_networks,
+                ingress_ports: (
+                    Some(self.ingress_http_port).filter(|p| *p != 0),
+                    Some(self.ingress_https_port).filter(|p| *p != 0),
+                ),
             },
         )
         .await

@@ -67,6 +67,8 @@ pub struct AgentConfig {
     /// The service network: the node proxy serves cluster IPs from it, the DNS server its
     /// tenth address; Wasm pods may connect there too.
     pub services: crate::api::services::ServiceNetworks,
+    /// Ingress HTTP and HTTPS ports on `node_ip` (None: not served).
+    pub ingress_ports: (Option<u16>, Option<u16>),
 }
 
 /// What every pod worker shares.
@@ -167,7 +169,12 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         dns: Arc::new(dns::DnsConfig::new(config.services.dns_ip().into())),
     };
     tokio::spawn(dns::run(client.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
-    tokio::spawn(proxy::run(client.clone(), vec![config.node_ip], stop.clone()));
+    let proxy_config = proxy::ProxyConfig {
+        node_ips: vec![config.node_ip],
+        ingress_http: config.ingress_ports.0,
+        ingress_https: config.ingress_ports.1,
+    };
+    tokio::spawn(proxy::run(client.clone(), proxy_config, stop.clone()));
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));
     Ok(AgentHandle { stop, done, log_addr })

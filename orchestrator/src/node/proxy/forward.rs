@@ -25,7 +25,7 @@ use super::balance::Backends;
 /// The body sent to an endpoint: the client's, or nothing on a retry of a bodiless request.
 type UpBody = Either<Incoming, Empty<Bytes>>;
 /// The body sent back to the client: the endpoint's, or the proxy's own error page.
-type DownBody = Either<Incoming, Full<Bytes>>;
+pub type DownBody = Either<Incoming, Full<Bytes>>;
 
 /// Idle HTTP/1.1 connections to endpoints, shared by every frontend of the node.
 #[derive(Clone, Default)]
@@ -79,26 +79,33 @@ impl Pool {
 /// Accept connections on `listener` until `stop`; connections already open carry on (a
 /// frontend going away drains, it does not cut).
 pub async fn serve(listener: TcpListener, backends: Arc<Backends>, pool: Pool, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors and the like: back off a little instead of spinning.
-                debug!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = accept(&listener, &stop).await {
         let backends = backends.clone();
         if backends.route().http {
             tokio::spawn(serve_http(stream, peer.ip(), backends, pool.clone()));
         } else {
             tokio::spawn(carry_tcp(stream, peer.ip(), backends));
+        }
+    }
+}
+
+/// The next connection, or `None` once `stop` fires.
+pub async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, peer));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off a little instead of spinning.
+                debug!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         }
     }
 }
@@ -144,7 +151,7 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
 }
 
 /// Send one request to an endpoint, trying the next one when a connection cannot be made.
-async fn forward_request(
+pub async fn forward_request(
     req: Request<Incoming>,
     client_ip: IpAddr,
     backends: &Backends,
@@ -213,7 +220,7 @@ fn unavailable(backends: &Backends, refused: usize) -> Response<DownBody> {
     error_page(StatusCode::SERVICE_UNAVAILABLE, why)
 }
 
-fn error_page(status: StatusCode, body: String) -> Response<DownBody> {
+pub fn error_page(status: StatusCode, body: String) -> Response<DownBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response

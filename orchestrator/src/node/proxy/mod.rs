@@ -3,10 +3,13 @@
 //! forwards to the port's ready endpoints (from the EndpointSlices). On one machine cluster IPs
 //! are loopback addresses, which Linux lets any process bind without configuration. Listeners
 //! are bound with SO_REUSEPORT, so two agents of one cluster on one machine both serve (the
-//! kernel spreads connections between them, and both know the same endpoints).
+//! kernel spreads connections between them, and both know the same endpoints). Ingresses of
+//! our class are served on the node's HTTP and HTTPS ports (`ingress`).
 
 mod balance;
 mod forward;
+mod ingress;
+pub mod ingress_rules;
 pub mod table;
 
 use std::{
@@ -33,64 +36,152 @@ struct Listener {
     stop: CancellationToken,
 }
 
-/// Serve every Service of the cluster until `stop`. `node_ips` are where node ports listen.
-pub async fn run(client: Client, node_ips: Vec<IpAddr>, stop: CancellationToken) {
-    let (Some(service_type), Some(slice_type)) =
-        (find_by_kind("v1", "Service"), find_by_kind("discovery.k8s.io/v1", "EndpointSlice"))
-    else {
-        warn!("Services or EndpointSlices are not served; the node proxy is off");
+/// Where the proxy serves what is not a cluster IP.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The node's addresses: node ports and Ingress listen there.
+    pub node_ips: Vec<IpAddr>,
+    /// Ingress HTTP and HTTPS ports (None: not served).
+    pub ingress_http: Option<u16>,
+    pub ingress_https: Option<u16>,
+}
+
+/// Serve every Service and Ingress of the cluster until `stop`.
+pub async fn run(client: Client, config: ProxyConfig, stop: CancellationToken) {
+    let kinds = (
+        find_by_kind("v1", "Service"),
+        find_by_kind("discovery.k8s.io/v1", "EndpointSlice"),
+        find_by_kind("networking.k8s.io/v1", "Ingress"),
+        find_by_kind("networking.k8s.io/v1", "IngressClass"),
+    );
+    let (Some(service_type), Some(slice_type), Some(ingress_type), Some(class_type)) = kinds else {
+        warn!("Services, EndpointSlices or Ingresses are not served; the node proxy is off");
         return;
     };
     let changed = Arc::new(Notify::new());
     let services = informer::spawn(client.clone(), service_type, None, changed.clone());
-    let slices = informer::spawn(client, slice_type, None, changed.clone());
-    services.wait_synced().await;
-    slices.wait_synced().await;
+    let slices = informer::spawn(client.clone(), slice_type, None, changed.clone());
+    let ingresses = informer::spawn(client.clone(), ingress_type, None, changed.clone());
+    let classes = informer::spawn(client.clone(), class_type, None, changed.clone());
+    for cache in [&services, &slices, &ingresses, &classes] {
+        cache.wait_synced().await;
+    }
     let pool = forward::Pool::default();
+    let ingress_state = ingress::IngressState::default();
+    let mut ingress_listeners = IngressListeners::new(&config);
     let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
     // Addresses that could not be bound, with why: warned about once, retried every round.
     let mut refused: HashMap<SocketAddr, String> = HashMap::new();
     loop {
-        let wanted = table::frontends(&services.list(), &slices.list(), &node_ips);
-        listeners.retain(|addr, l| {
-            let keep = wanted.get(addr).is_some_and(|r| r.key == l.key);
-            if !keep {
-                l.stop.cancel();
-                info!(%addr, route = %l.key, "stopped serving");
-            }
-            keep
-        });
-        refused.retain(|addr, _| wanted.contains_key(addr));
-        for (addr, route) in wanted {
-            if let Some(listener) = listeners.get(&addr) {
-                if *listener.backends.route() != *route {
-                    listener.backends.update(route);
-                }
-                continue;
-            }
-            match bind(addr) {
-                Ok(socket) => {
-                    refused.remove(&addr);
-                    info!(%addr, route = %route.key, http = route.http, "serving");
-                    let key = route.key.clone();
-                    let backends = Arc::new(Backends::new(route));
-                    let token = stop.child_token();
-                    tokio::spawn(forward::serve(socket, backends.clone(), pool.clone(), token.clone()));
-                    listeners.insert(addr, Listener { key, backends, stop: token });
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    if refused.get(&addr) != Some(&why) {
-                        warn!(%addr, route = %route.key, error = %why, "cannot listen for a Service port");
-                    }
-                    refused.insert(addr, why);
-                }
-            }
-        }
+        let (service_list, slice_list) = (services.list(), slices.list());
+        let index = table::SliceIndex::new(&slice_list);
+        let wanted = table::frontends(&service_list, &index, &config.node_ips);
+        serve_frontends(wanted, &mut listeners, &mut refused, &pool, &stop);
+        let table = ingress_rules::IngressTable::build(&ours(&ingresses.list(), &classes.list()));
+        ingress_state.certificates.refresh(&client, &table.tls).await;
+        let routes = ingress::Routes::build(table, &service_list, &index, &ingress_state.routes());
+        ingress_state.set_routes(routes);
+        ingress_listeners.bind(&ingress_state, &pool, &stop);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = crate::controllers::wait_for_change(&changed) => {}
         }
+    }
+}
+
+/// Start, update and stop frontend listeners to match `wanted`.
+fn serve_frontends(
+    wanted: table::Frontends,
+    listeners: &mut HashMap<SocketAddr, Listener>,
+    refused: &mut HashMap<SocketAddr, String>,
+    pool: &forward::Pool,
+    stop: &CancellationToken,
+) {
+    listeners.retain(|addr, l| {
+        let keep = wanted.get(addr).is_some_and(|r| r.key == l.key);
+        if !keep {
+            l.stop.cancel();
+            info!(%addr, route = %l.key, "stopped serving");
+        }
+        keep
+    });
+    refused.retain(|addr, _| wanted.contains_key(addr));
+    for (addr, route) in wanted {
+        if let Some(listener) = listeners.get(&addr) {
+            if *listener.backends.route() != *route {
+                listener.backends.update(route);
+            }
+            continue;
+        }
+        match bind(addr) {
+            Ok(socket) => {
+                refused.remove(&addr);
+                info!(%addr, route = %route.key, http = route.http, "serving");
+                let key = route.key.clone();
+                let backends = Arc::new(Backends::new(route));
+                let token = stop.child_token();
+                tokio::spawn(forward::serve(socket, backends.clone(), pool.clone(), token.clone()));
+                listeners.insert(addr, Listener { key, backends, stop: token });
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if refused.get(&addr) != Some(&why) {
+                    warn!(%addr, route = %route.key, error = %why, "cannot listen for a Service port");
+                }
+                refused.insert(addr, why);
+            }
+        }
+    }
+}
+
+/// The Ingresses of our classes: a class whose controller is ours, or none when our class is
+/// the default one.
+fn ours(
+    ingresses: &[Arc<serde_json::Value>],
+    classes: &[Arc<serde_json::Value>],
+) -> Vec<Arc<serde_json::Value>> {
+    let ours: Vec<&Arc<serde_json::Value>> =
+        classes.iter().filter(|c| c["spec"]["controller"] == ingress_rules::CONTROLLER).collect();
+    let names: Vec<String> = ours.iter().map(|c| crate::api::meta::name(c).to_string()).collect();
+    let default = ours
+        .iter()
+        .find(|c| c["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true")
+        .map(|c| crate::api::meta::name(c));
+    ingresses.iter().filter(|i| ingress_rules::is_ours(i, &names, default)).cloned().collect()
+}
+
+/// The node's Ingress listeners, bound once (retried each round until they are).
+struct IngressListeners {
+    pending: Vec<(SocketAddr, bool)>,
+}
+
+impl IngressListeners {
+    fn new(config: &ProxyConfig) -> Self {
+        let mut pending = Vec::new();
+        for ip in &config.node_ips {
+            pending.extend(config.ingress_http.map(|p| (SocketAddr::new(*ip, p), false)));
+            pending.extend(config.ingress_https.map(|p| (SocketAddr::new(*ip, p), true)));
+        }
+        Self { pending }
+    }
+
+    fn bind(&mut self, state: &ingress::IngressState, pool: &forward::Pool, stop: &CancellationToken) {
+        self.pending.retain(|(addr, tls)| match bind(*addr) {
+            Ok(socket) => {
+                let (state, pool, stop) = (state.clone(), pool.clone(), stop.clone());
+                info!(%addr, tls, "serving Ingress");
+                if *tls {
+                    tokio::spawn(ingress::serve_https(socket, state, pool, stop));
+                } else {
+                    tokio::spawn(ingress::serve_http(socket, state, pool, stop));
+                }
+                false
+            }
+            Err(e) => {
+                warn!(%addr, error = %e, "cannot listen for Ingress; retrying on the next change");
+                true
+            }
+        });
     }
 }
 

@@ -71,15 +71,35 @@ impl Route {
 /// Every frontend the proxy should listen on.
 pub type Frontends = BTreeMap<SocketAddr, Arc<Route>>;
 
+/// EndpointSlices by the Service they belong to (label `kubernetes.io/service-name`).
+pub struct SliceIndex<'a> {
+    by_service: HashMap<(String, String), Vec<&'a Value>>,
+}
+
+impl<'a> SliceIndex<'a> {
+    pub fn new(slices: &'a [Arc<Value>]) -> Self {
+        let mut by_service: HashMap<(String, String), Vec<&'a Value>> = HashMap::new();
+        for slice in slices {
+            if let Some(svc) = slice["metadata"]["labels"]["kubernetes.io/service-name"].as_str() {
+                by_service
+                    .entry((meta::namespace(slice).to_string(), svc.to_string()))
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        Self { by_service }
+    }
+
+    /// The slices of `svc`.
+    pub fn of(&self, svc: &Value) -> &[&'a Value] {
+        let key = (meta::namespace(svc).to_string(), meta::name(svc).to_string());
+        self.by_service.get(&key).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
 /// Compute the frontends from the cached Services and EndpointSlices. `node_ips` are the
 /// addresses node ports are served on.
-pub fn frontends(services: &[Arc<Value>], slices: &[Arc<Value>], node_ips: &[IpAddr]) -> Frontends {
-    let mut by_service: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
-    for slice in slices {
-        if let Some(svc) = slice["metadata"]["labels"]["kubernetes.io/service-name"].as_str() {
-            by_service.entry((meta::namespace(slice), svc)).or_default().push(slice);
-        }
-    }
+pub fn frontends(services: &[Arc<Value>], slices: &SliceIndex<'_>, node_ips: &[IpAddr]) -> Frontends {
     let mut out = Frontends::new();
     for svc in services {
         let spec = &svc["spec"];
@@ -87,8 +107,7 @@ pub fn frontends(services: &[Arc<Value>], slices: &[Arc<Value>], node_ips: &[IpA
             continue;
         }
         let cluster_ip = spec["clusterIP"].as_str().and_then(|ip| ip.parse::<IpAddr>().ok());
-        let slices =
-            by_service.get(&(meta::namespace(svc), meta::name(svc))).map(Vec::as_slice).unwrap_or_default();
+        let slices = slices.of(svc);
         for port in spec["ports"].as_array().into_iter().flatten() {
             if port["protocol"].as_str().unwrap_or("TCP") != "TCP" {
                 continue;
@@ -108,7 +127,8 @@ pub fn frontends(services: &[Arc<Value>], slices: &[Arc<Value>], node_ips: &[IpA
     out
 }
 
-fn route(svc: &Value, port: &Value, slices: &[&Value]) -> Route {
+/// The route of one Service port.
+pub fn route(svc: &Value, port: &Value, slices: &[&Value]) -> Route {
     let spec = &svc["spec"];
     let port_name = port["name"].as_str().unwrap_or("").to_string();
     let app_protocol = port["appProtocol"].as_str().unwrap_or("").to_ascii_lowercase();
@@ -184,7 +204,7 @@ mod tests {
             ]),
         )];
         let node: IpAddr = "127.0.0.1".parse().unwrap();
-        let all = frontends(&[svc], &slices, &[node]);
+        let all = frontends(&[svc], &SliceIndex::new(&slices), &[node]);
         assert_eq!(all.len(), 2, "UDP ports are not proxied: {all:?}");
         let route = &all[&"127.16.0.5:80".parse().unwrap()];
         assert!(route.http);
@@ -201,7 +221,7 @@ mod tests {
             json!([{"port": 8080, "protocol": "TCP"}]),
             json!([{"addresses": ["127.64.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}]),
         )];
-        let all = frontends(&[svc], &slices, &[]);
+        let all = frontends(&[svc], &SliceIndex::new(&slices), &[]);
         let route = &all[&"127.16.0.5:80".parse().unwrap()];
         assert!(!route.http);
         assert_eq!(route.candidates(), vec!["127.64.0.2:8080".parse::<SocketAddr>().unwrap()]);
@@ -211,6 +231,6 @@ mod tests {
     fn headless_and_external_name_services_get_no_frontend() {
         let headless = service(json!({"clusterIP": "None", "ports": [{"port": 80}]}));
         let external = service(json!({"type": "ExternalName", "externalName": "example.com"}));
-        assert!(frontends(&[headless, external], &[], &[]).is_empty());
+        assert!(frontends(&[headless, external], &SliceIndex::new(&[]), &[]).is_empty());
     }
 }
