@@ -8,7 +8,9 @@
 #   scripts/bench-runtime.sh instantiate [ARGS]      per-request instance cost, pooling vs on-demand
 #   scripts/bench-runtime.sh rollout [ARGS]          a 100-replica Deployment rolling at maxSurge 25%
 #   scripts/bench-runtime.sh churn [ARGS]            pods replaced per second with 1,000 running
-#   scripts/bench-runtime.sh all                     the five, one after another
+#   scripts/bench-runtime.sh service-throughput [ARGS]  wrk through a Service and an Ingress to
+#                                                    1, 2, 4 replicas vs `wasmtime serve`
+#   scripts/bench-runtime.sh all                     the six, one after another
 #
 # ARGS go to `wasmkube bench <name>` (see its --help). density and http-throughput run on a
 # fresh `wasmkube up --demo` each (it side-loads wasmkube.local/hello-http:demo), as do rollout
@@ -23,8 +25,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-}"
 shift || true
 case "$which" in
-density | http-throughput | instantiate | rollout | churn | all) ;;
-*) sed -n '2,21p' "$0" >&2; exit 2 ;;
+density | http-throughput | instantiate | rollout | churn | service-throughput | all) ;;
+*) sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac
 work="$(mktemp -d)"
 cleanup() {
@@ -39,7 +41,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ulimit -n "$(ulimit -Hn)"
 echo "bench: open files limit (ulimit -n) $(ulimit -n)" >&2
 
-if [ "$which" = http-throughput ] || [ "$which" = all ]; then
+if [ "$which" = http-throughput ] || [ "$which" = service-throughput ] || [ "$which" = all ]; then
     if ! command -v wrk >/dev/null; then
         apt-cache show wrk >/dev/null 2>&1 || apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
@@ -72,10 +74,12 @@ echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' 
 start_cluster() {
     local name="$1"
     rm -rf "$work/cluster"
-    # Below the test clusters' pod networks (127.64.0.0 and up), so a benchmark and the tests
-    # can run on one machine without binding the same pod IPs.
+    # Below the test clusters' networks (127.64.0.0 and up) and apart from a default `up`
+    # (127.16.0.0/16 services, node 127.0.0.1), so a benchmark, the tests and a cluster of
+    # one's own can run on one machine without binding the same pod IPs, cluster IPs or ports.
     "$bin" up --demo --data-dir "$work/cluster" --listen "127.0.0.1:$(free_port)" \
-        --pod-network 127.32.0.0/11 --service-network 127.31.0.0/16 >"$work/up.out" 2>"$work/up.err" &
+        --pod-network 127.32.0.0/11 --service-network 127.31.0.0/16 --node-ip 127.30.0.1 \
+        >"$work/up.out" 2>"$work/up.err" &
     up_pid=$!
     up_name="$name"
     for _ in $(seq 1 600); do
@@ -107,12 +111,14 @@ density() {
     stop_cluster
 }
 
-http_throughput() {
-    local reference=()
+# http-throughput / service-throughput: wrk on a fresh demo cluster, next to `wasmtime serve`.
+wrk_bench() {
+    local name="$1" reference=()
+    shift
     [ "$have_wasmtime" = 1 ] && reference=(--wasmtime-component sample-apps/fixtures/hello-http.wasm)
-    start_cluster http-throughput
-    "$bin" bench http-throughput --kubeconfig "$work/cluster/kubeconfig" --server-pid "$up_pid" \
-        "${reference[@]}" --json bench-results/http-throughput.json "$@"
+    start_cluster "$name"
+    "$bin" bench "$name" --kubeconfig "$work/cluster/kubeconfig" --server-pid "$up_pid" \
+        "${reference[@]}" --json "bench-results/$name.json" "$@"
     stop_cluster
 }
 
@@ -136,7 +142,7 @@ control_plane() {
 case "$which" in
 rollout | churn) control_plane "$which" "$@" ;;
 density) density "$@" ;;
-http-throughput) http_throughput "$@" ;;
+http-throughput | service-throughput) wrk_bench "$which" "$@" ;;
 instantiate) instantiate "$@" ;;
-all) instantiate && http_throughput && density && control_plane rollout && control_plane churn ;;
+all) instantiate && wrk_bench http-throughput && wrk_bench service-throughput && density && control_plane rollout && control_plane churn ;;
 esac

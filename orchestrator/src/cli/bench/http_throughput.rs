@@ -20,35 +20,57 @@ pub struct HttpThroughput {
     /// A wasi:http image already in the node's cache (`up --demo` loads wasmkube.local/hello-http:demo).
     #[arg(long, default_value = "wasmkube.local/hello-http:demo")]
     image: String,
-    /// Also load `wasmtime serve` of this .wasm, the same component (needs `wasmtime` on PATH).
-    #[arg(long)]
-    wasmtime_component: Option<PathBuf>,
-    /// wrk threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// wrk connections.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
-    /// Seconds per wrk run.
-    #[arg(long, default_value_t = 15)]
-    duration: u64,
-    /// wrk runs per server, alternating between the servers.
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
-    /// Process id of the server running the pod (`wasmkube up`), for its CPU time.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    #[command(flatten)]
+    wrk: WrkOptions,
     #[command(flatten)]
     common: super::Common,
 }
 
+/// The wrk settings and the reference server, shared by the HTTP benchmarks.
+#[derive(clap::Args)]
+pub(super) struct WrkOptions {
+    /// Also load `wasmtime serve` of this .wasm, the same component (needs `wasmtime` on PATH).
+    #[arg(long)]
+    pub wasmtime_component: Option<PathBuf>,
+    /// wrk threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 15)]
+    pub duration: u64,
+    /// wrk runs per server, alternating between the servers.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Process id of the server running the pods and the proxy (`wasmkube up`), for its CPU time.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+impl WrkOptions {
+    /// The load every run applies.
+    pub fn load(&self) -> WrkLoad {
+        WrkLoad { threads: self.threads, connections: self.connections, seconds: self.duration }
+    }
+
+    /// `wasmtime serve` of the reference component, when one was given.
+    pub async fn reference(&self) -> anyhow::Result<Option<WasmtimeServe>> {
+        match &self.wasmtime_component {
+            Some(c) => Ok(Some(WasmtimeServe::start(c).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
 /// One wrk run and the server CPU it cost.
 #[derive(Clone, Copy, serde::Serialize)]
-struct Run {
+pub(super) struct Run {
     #[serde(flatten)]
-    wrk: WrkReport,
+    pub wrk: WrkReport,
     /// Server CPU time per request, µs (None when the server's pid is unknown).
-    cpu_us_per_request: Option<f64>,
+    pub cpu_us_per_request: Option<f64>,
 }
 
 impl HttpThroughput {
@@ -68,32 +90,30 @@ impl HttpThroughput {
         let ip = batch.running.get("hello").ok_or_else(|| pods::single_failure(&batch))?;
         let pod_addr: SocketAddr = format!("{ip}:8080").parse().context("the pod's IP")?;
         http_client::wait_for_200(pod_addr, Duration::from_secs(30)).await?;
-        let wasmtime = match &self.wasmtime_component {
-            Some(c) => Some(WasmtimeServe::start(c).await?),
-            None => None,
-        };
-        let load = WrkLoad { threads: self.threads, connections: self.connections, seconds: self.duration };
+        let wasmtime = self.wrk.reference().await?;
+        let load = self.wrk.load();
+        let rounds = self.wrk.rounds;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for round in 1..=self.rounds {
+        for round in 1..=rounds {
             eprintln!(
                 "http-throughput: round {round}/{}: wrk {} http://{pod_addr}/",
-                self.rounds,
+                rounds,
                 load.describe()
             );
-            ours.push(measured(&load, pod_addr, self.server_pid).await?);
+            ours.push(measured(&load, pod_addr, self.wrk.server_pid).await?);
             if let Some(server) = &wasmtime {
                 eprintln!(
                     "http-throughput: round {round}/{}: wrk {} against wasmtime serve",
-                    self.rounds,
+                    rounds,
                     load.describe()
                 );
                 theirs.push(measured(&load, server.addr, server.pid()).await?);
             }
         }
         let version = wasmtime.as_ref().and(WasmtimeServe::version());
-        print_table(&load, best(&ours), best(&theirs), version.as_deref(), self.rounds);
+        print_table(&load, best(&ours), best(&theirs), version.as_deref(), rounds);
         if let Some(path) = &self.common.json {
-            let report = json!({"wrk": load, "rounds": self.rounds, "wasmkube_pod": ours,
+            let report = json!({"wrk": load, "rounds": rounds, "wasmkube_pod": ours,
                 "wasmtime_serve": wasmtime.as_ref().map(|_| json!({"version": version, "runs": theirs}))});
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         }
@@ -102,7 +122,7 @@ impl HttpThroughput {
 }
 
 /// One wrk run against `addr`, with the CPU time `pid` spent meanwhile.
-async fn measured(load: &WrkLoad, addr: SocketAddr, pid: Option<u32>) -> anyhow::Result<Run> {
+pub(super) async fn measured(load: &WrkLoad, addr: SocketAddr, pid: Option<u32>) -> anyhow::Result<Run> {
     let cpu_before = pid.and_then(|p| proc_stats::cpu_time(p).ok());
     let wrk = load.run(&format!("http://{addr}/")).await?;
     let cpu_after = pid.and_then(|p| proc_stats::cpu_time(p).ok());
@@ -116,7 +136,7 @@ async fn measured(load: &WrkLoad, addr: SocketAddr, pid: Option<u32>) -> anyhow:
 }
 
 /// The round with the most requests per second.
-fn best(runs: &[Run]) -> Option<Run> {
+pub(super) fn best(runs: &[Run]) -> Option<Run> {
     runs.iter().copied().max_by(|a, b| a.wrk.requests_per_s.total_cmp(&b.wrk.requests_per_s))
 }
 

@@ -16,6 +16,7 @@ mod pods;
 mod proc_stats;
 mod rollout;
 mod rollout_watch;
+mod service_throughput;
 mod wrk;
 
 use std::{path::PathBuf, time::Duration};
@@ -65,6 +66,9 @@ enum Which {
     /// Time a Deployment of N idle HTTP pods (100) rolling to a new template at maxSurge 25%, and
     /// the server CPU it took, next to upstream's client rate-limit floor.
     Rollout(rollout::Rollout),
+    /// wrk through a Service and through an Ingress to 1, 2 and 4 HTTP replicas next to
+    /// `wasmtime serve` of the same component: requests/s, p99 and the ratio.
+    ServiceThroughput(service_throughput::ServiceThroughput),
     /// Pods replaced per second with N pods (1,000) running: delete a batch, time until the
     /// Deployment is fully available again.
     Churn(churn::Churn),
@@ -81,6 +85,7 @@ impl BenchCommand {
             Which::Instantiate(i) => i.run().await,
             Which::Rollout(r) => r.run().await,
             Which::Churn(c) => c.run().await,
+            Which::ServiceThroughput(s) => s.run().await,
         }
     }
 }
