@@ -157,6 +157,33 @@ mod tests {
     }
 
     #[test]
+    fn service_discovery_groups_are_listed_with_their_scope_and_status() {
+        let doc = document(false);
+        let resource = |group: &str, plural: &str| {
+            doc["items"]
+                .as_array()
+                .and_then(|i| i.iter().find(|g| g["metadata"]["name"] == group))
+                .and_then(|g| g["versions"][0]["resources"].as_array())
+                .and_then(|r| r.iter().find(|r| r["resource"] == plural))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(resource("discovery.k8s.io", "endpointslices")["responseKind"]["kind"], "EndpointSlice");
+        let ingresses = resource("networking.k8s.io", "ingresses");
+        assert_eq!(ingresses["shortNames"], json!(["ing"]));
+        assert_eq!(ingresses["subresources"][0]["subresource"], "status");
+        assert_eq!(resource("networking.k8s.io", "ingressclasses")["scope"], "Cluster");
+        let core = document(true);
+        let endpoints = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["resource"] == "endpoints"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(endpoints["shortNames"], json!(["ep"]));
+        assert!(super::super::discovery::openapi_document("apis/networking.k8s.io/v1").is_some());
+    }
+
+    #[test]
     fn a_matching_etag_gets_304() {
         let first = respond(false, &HeaderMap::new());
         assert_eq!(first.status(), StatusCode::OK);
