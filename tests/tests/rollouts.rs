@@ -2,7 +2,8 @@
 //! tags (`:3` is the crasher: a version that never becomes ready).
 //!
 //! - A rolling update with maxUnavailable 0 under continuous HTTP load to the serving pods
-//!   loses no request, never runs more than replicas + maxSurge pods, never fewer serving.
+//!   loses no request, never runs more than replicas + maxSurge pods, never fewer serving; the
+//!   same load through a Service's cluster IP loses none either.
 //! - A broken version stalls within maxUnavailable, the progress deadline turns the rollout
 //!   failed, and `rollout undo` brings the working version back; pause / resume / restart and
 //!   the revision history limit along the way.
@@ -75,18 +76,23 @@ struct Load {
     failures: Vec<String>,
 }
 
-/// Send requests round-robin to the serving pods until `stop`.
+/// Send requests until `stop`: to `service` (a cluster IP:port) when given, else round-robin to
+/// the serving pods.
 fn generate_load(
     watch: Arc<PodWatch>,
+    service: Option<String>,
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<Load>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut turn = 0usize;
         while !stop.load(Ordering::Relaxed) {
-            let ips = watch.serving_ips();
+            let targets = match &service {
+                Some(addr) => vec![addr.clone()],
+                None => watch.serving_ips().into_iter().map(|ip| format!("{ip}:8080")).collect(),
+            };
             let mut load = load_of(&shared);
-            let Some(ip) = ips.get(turn % ips.len().max(1)) else {
+            let Some(target) = targets.get(turn % targets.len().max(1)) else {
                 load.failures.push("no pod was serving".into());
                 // Nothing to send to (a failure already): go on once the watch sees a change.
                 drop(load);
@@ -95,7 +101,7 @@ fn generate_load(
             };
             turn += 1;
             drop(load);
-            let answer = http_get(&format!("{ip}:8080"), "/");
+            let answer = http_get(target, "/");
             let mut load = load_of(&shared);
             match answer {
                 Ok((200, body)) => {
@@ -104,8 +110,8 @@ fn generate_load(
                         load.answers_v2 += 1;
                     }
                 }
-                Ok((code, body)) => load.failures.push(format!("{ip}: {code} {body}")),
-                Err(e) => load.failures.push(format!("{ip}: {e:#}")),
+                Ok((code, body)) => load.failures.push(format!("{target}: {code} {body}")),
+                Err(e) => load.failures.push(format!("{target}: {e:#}")),
             }
         }
     })
@@ -125,6 +131,17 @@ fn replicasets(cluster: &Cluster) -> anyhow::Result<Vec<Value>> {
 
 #[test]
 fn a_rolling_update_under_load_loses_no_request() -> anyhow::Result<()> {
+    rolling_update_under_load(false)
+}
+
+/// The same through a Service: the node proxy follows the endpoints as pods become ready and
+/// leave, so clients of the cluster IP see no failure either.
+#[test]
+fn a_rolling_update_under_load_through_a_service_loses_no_request() -> anyhow::Result<()> {
+    rolling_update_under_load(true)
+}
+
+fn rolling_update_under_load(through_service: bool) -> anyhow::Result<()> {
     let work = tempfile::Builder::new().prefix("rollout-dbg").tempdir_in("/tmp")?.keep();
     let work = DbgDir(work);
     let cluster = started_cluster(work.path())?;
@@ -133,12 +150,16 @@ fn a_rolling_update_under_load_loses_no_request() -> anyhow::Result<()> {
     let watch = Arc::new(PodWatch::start(&cluster, "app=web")?);
     watch
         .wait_until("3 pods serving", PATIENCE, |pods| pods.values().filter(|p| p.serving()).count() == 3)?;
+    let service = match through_service {
+        true => Some(serving_service(&cluster)?),
+        false => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = Arc::new(Mutex::new(Load::default()));
     // Four clients at once, so some request is always in flight when a pod leaves.
     let generators: Vec<_> =
-        (0..4).map(|_| generate_load(watch.clone(), stop.clone(), load.clone())).collect();
+        (0..4).map(|_| generate_load(watch.clone(), service.clone(), stop.clone(), load.clone())).collect();
     watch.reset_extremes();
     cluster.apply_yaml("web", &web(V2, "v2", 3, NO_DOWNTIME, ""))?;
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"])?;
@@ -180,6 +201,26 @@ fn a_rolling_update_under_load_loses_no_request() -> anyhow::Result<()> {
     ])?;
     assert!(!events.is_empty());
     Ok(())
+}
+
+/// A Service in front of `web`; its cluster IP:port once it answers.
+fn serving_service(cluster: &Cluster) -> anyhow::Result<String> {
+    cluster.apply_yaml(
+        "web-svc",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n",
+    )?;
+    let ip = cluster.get_json(&["service", "web"])?["spec"]["clusterIP"]
+        .as_str()
+        .context("no cluster IP")?
+        .to_string();
+    let addr = format!("{ip}:80");
+    // Until the proxy listens and knows the three endpoints: a 503 before that is no answer.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while wasmkube_e2e::cluster::http_get_when_up(&addr, "/", PATIENCE)?.0 != 200 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{addr} never answered 200");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(addr)
 }
 
 fn progressing(d: &Value) -> (String, String) {
