@@ -25,7 +25,10 @@ use crate::{
     client::{Client, informer},
 };
 
-pub use self::slices::{CONTROLLER_NAME, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
+pub use self::{
+    loadbalancer::{INGRESS_CLASS, INGRESS_CONTROLLER},
+    slices::{CONTROLLER_NAME, MANAGED_BY_LABEL, SERVICE_NAME_LABEL},
+};
 
 /// Run the endpoints and load-balancer controllers until the process ends.
 pub async fn run(client: Client) {
