@@ -1,7 +1,8 @@
 //! Cluster DNS end to end: `wasmkube up`'s agent serves the cluster DNS address; the test asks
 //! it directly over UDP (A, SRV, NXDOMAIN, a headless Service's pod address and an endpoint's
 //! hostname); a Wasm pod (hello-http) fetches another Service by its long and short names
-//! through `wasi:http` outgoing, resolved in the agent's memory; a busybox Linux pod gets
+//! through `wasi:http` outgoing, resolved in the agent's memory, and a command component
+//! connects to it by name through `wasi:sockets/ip-name-lookup`; a busybox Linux pod gets
 //! kubelet's resolv.conf and `wget`s the Wasm Service by name, its query going over the network
 //! to the agent's server.
 
@@ -69,6 +70,13 @@ spec:
   - name: client
     image: example.local/hello-http:1
     ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prober}
+spec:
+  containers:
+  - {name: probe, image: example.local/net-probe:1, args: [connect, 'web:80']}
 ";
 
 fn busybox_pod(image: &str) -> String {
@@ -178,8 +186,16 @@ fn pods_find_services_by_name() -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let cluster = Cluster::up(&work.path().join("cluster"), "node-a")?;
     cluster.side_load("hello-http.wasm", "example.local/hello-http:1")?;
+    cluster.side_load("net-probe.wasm", "example.local/net-probe:1")?;
     cluster.apply_yaml("apps", APPS)?;
-    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/web", "pod/client", "--timeout=90s"])?;
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/web",
+        "pod/client",
+        "pod/prober",
+        "--timeout=90s",
+    ])?;
     let dns = dns_address(&cluster)?;
     let web_ip = pod_ip(&cluster, "web")?;
     let svc = cluster.get_json(&["service", "web"])?;
@@ -217,6 +233,11 @@ fn pods_find_services_by_name() -> anyhow::Result<()> {
     }
     let (code, body) = http_get(&client, "/fetch/nope.default.svc.cluster.local/")?;
     assert_eq!(code, 502, "an unknown cluster name fails: {body}");
+
+    // A command component resolves the short name through wasi:sockets/ip-name-lookup (Rust
+    // std's `TcpStream::connect("web:80")`) and connects to the cluster IP.
+    let line = cluster.wait_for_log("prober", None, "net-probe: connect", PATIENCE)?;
+    assert!(line.contains("net-probe: connected to web:80"), "{line}");
 
     // A Linux pod resolves through the agent's server with kubelet's resolv.conf.
     cluster.apply_yaml("bb", &busybox_pod(&busybox))?;

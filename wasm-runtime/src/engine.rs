@@ -94,6 +94,7 @@ impl WasmEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| crate::name_lookup::add_to_linker(&mut linker))
             .map_err(|e| {
                 RuntimeError::Engine(format!("setting up the WASI linker: {}", wasmtime_message(&e)))
             })?;

@@ -34,6 +34,21 @@ pub(crate) struct Host {
     pub(crate) limiter: StoreLimiter,
 }
 
+impl Host {
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The container's cluster names, if the agent gave it any.
+    pub(crate) fn names(&self) -> Option<&dyn NameResolver> {
+        self.hooks.names.as_deref()
+    }
+
+    pub(crate) fn network(&self) -> &NetworkPolicy {
+        &self.hooks.network
+    }
+}
+
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -225,7 +240,9 @@ impl EgressHttp {
         use wasmtime_wasi_http::Error;
         let uri = request.uri().clone();
         let authority = match names::destination(self.names.as_deref(), &uri) {
-            Destination::AsWritten if self.network.allows_http_host(uri.host().unwrap_or("")) => return Ok(()),
+            Destination::AsWritten if self.network.allows_http_host(uri.host().unwrap_or("")) => {
+                return Ok(());
+            }
             Destination::Address(addr) if self.network.may_reach(addr.ip()) => addr.to_string(),
             Destination::Alias(target) if self.network.allows_http_host(&target) => match uri.port_u16() {
                 Some(port) => format!("{target}:{port}"),

@@ -48,6 +48,7 @@ mod limits;
 pub mod linux;
 mod log_file;
 pub mod logs;
+mod name_lookup;
 mod names;
 mod network;
 mod policy;

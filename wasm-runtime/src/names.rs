@@ -5,9 +5,8 @@
 //! resolved address. Cluster addresses are inside the cluster networks, which the egress
 //! policy always allows.
 //!
-//! `wasi:sockets/ip-name-lookup` does not use the resolver: wasmtime-wasi 48 resolves those
-//! lookups with `tokio::net::lookup_host` inside its own host implementation, with no hook to
-//! replace it (see spec/networking.md, "DNS").
+//! `wasi:sockets/ip-name-lookup` answers cluster names from the same resolver (see
+//! `name_lookup`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};

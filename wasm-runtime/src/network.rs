@@ -7,9 +7,10 @@
 //!   hosts of the pod's egress list (the `wasmkube.dev/egress` annotation, resolved by the agent).
 //! - **outgoing `wasi:http`** requests, which do not go through `wasi:sockets`: only to a host
 //!   on the egress list, or to an IP address in an allowed network.
-//! - **name lookups** (`wasi:sockets/ip-name-lookup`): on only when the egress list names a
-//!   host. wasmtime cannot filter lookups by name, so a guest allowed some egress may resolve
-//!   any name; it still cannot connect anywhere it was not allowed.
+//! - **name lookups** (`wasi:sockets/ip-name-lookup`, see `name_lookup`): cluster names always
+//!   (from the agent's directory, no network); other names only when the egress list names a
+//!   host, and then any name (lookups are not filtered by name); a guest still cannot connect
+//!   anywhere it was not allowed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
