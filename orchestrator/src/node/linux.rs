@@ -110,7 +110,11 @@ impl ContainerTask {
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&path, text))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        Ok(wasm_runtime::Mount { host_path: path, container_path: "/etc/resolv.conf".into(), read_only: true })
+        Ok(wasm_runtime::Mount {
+            host_path: path,
+            container_path: "/etc/resolv.conf".into(),
+            read_only: true,
+        })
     }
 }
 
