@@ -173,7 +173,7 @@ fn validate_backend(backend: &Value, at: &str) -> Result<(), String> {
 }
 
 /// Upstream's `IsValidPortName` messages: the first rule a port name breaks.
-fn port_name_problem(name: &str) -> Option<&'static str> {
+pub fn port_name_problem(name: &str) -> Option<&'static str> {
     if name.len() > 15 {
         Some("must be no more than 15 characters")
     } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -254,6 +254,28 @@ pub fn validate_ingress_class_update(old: &Value, new: &Value) -> Result<(), Str
 }
 
 /// Whether an IngressClass is marked as the default one.
+/// Whether `ingress` is for the IngressClass controller `controller`: by its class (field, else
+/// the old annotation), or, naming none, by the default class (the newest, when several claim
+/// it, as upstream). The node proxies serve exactly the Ingresses the status controller marks.
+pub fn ingress_is_for<'a>(
+    ingress: &Value,
+    classes: impl IntoIterator<Item = &'a Value>,
+    controller: &str,
+) -> bool {
+    let named = ingress["spec"]["ingressClassName"]
+        .as_str()
+        .or_else(|| ingress["metadata"]["annotations"][CLASS_ANNOTATION].as_str())
+        .filter(|c| !c.is_empty());
+    let mut classes = classes.into_iter();
+    let class = match named {
+        Some(name) => classes.find(|c| crate::meta::name(c) == name),
+        None => classes
+            .filter(|c| is_default_class(c))
+            .max_by_key(|c| c["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
+    };
+    !crate::meta::is_terminating(ingress) && class.is_some_and(|c| c["spec"]["controller"] == controller)
+}
+
 pub fn is_default_class(class: &Value) -> bool {
     class["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION] == "true"
 }

@@ -275,26 +275,15 @@ fn check_ports(spec: &Value, kind: &str) -> Result<(), String> {
                     "spec.ports[{i}].targetPort: Invalid value: {n}: must be between 1 and 65535, inclusive"
                 ));
             }
-            Value::String(s) if !is_iana_svc_name(s) => {
-                return Err(format!(
-                    "spec.ports[{i}].targetPort: Invalid value: {s:?}: must be a port number or an IANA_SVC_NAME"
-                ));
+            Value::String(s) => {
+                if let Some(problem) = crate::networking::port_name_problem(s) {
+                    return Err(format!("spec.ports[{i}].targetPort: Invalid value: {s:?}: {problem}"));
+                }
             }
             _ => {}
         }
     }
     Ok(())
-}
-
-/// A port name (IANA_SVC_NAME): at most 15 lowercase letters, digits and single inner hyphens,
-/// with at least one letter.
-pub fn is_iana_svc_name(s: &str) -> bool {
-    s.len() <= 15
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().any(|b| b.is_ascii_lowercase())
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--")
 }
 
 fn admit_external_name(spec: &mut Value) -> Result<(), String> {

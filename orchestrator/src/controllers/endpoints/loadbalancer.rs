@@ -134,21 +134,9 @@ fn service_status(svc: &Value, addresses: &[String]) -> Option<Value> {
     (!unchanged).then_some(wanted)
 }
 
-/// Whether the Ingress is for our controller: by its class (field, else the old annotation),
-/// or, naming none, by the default class (the newest, when several claim it, as upstream).
+/// Whether the Ingress is for our controller (the node proxies serve the same ones).
 fn is_ours(ing: &Value, classes: &[Arc<Value>]) -> bool {
-    let named = ing["spec"]["ingressClassName"]
-        .as_str()
-        .or_else(|| ing["metadata"]["annotations"][CLASS_ANNOTATION].as_str())
-        .filter(|c| !c.is_empty());
-    let class = match named {
-        Some(name) => classes.iter().find(|c| meta::name(c) == name),
-        None => classes
-            .iter()
-            .filter(|c| is_default_class(c))
-            .max_by_key(|c| c["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
-    };
-    !meta::is_terminating(ing) && class.is_some_and(|c| c["spec"]["controller"] == INGRESS_CONTROLLER)
+    crate::api::networking::ingress_is_for(ing, classes.iter().map(|c| &**c), INGRESS_CONTROLLER)
 }
 
 #[instrument(skip_all, fields(kind = rt.kind, object = %meta::key_of(obj)))]

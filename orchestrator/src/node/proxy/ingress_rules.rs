@@ -13,9 +13,6 @@ use serde_json::Value;
 
 use crate::api::meta;
 
-/// The controller name of our IngressClass.
-pub const CONTROLLER: &str = "wasmkube.dev/ingress";
-
 /// A Service port an Ingress sends to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Backend {
@@ -57,18 +54,6 @@ pub struct IngressTable {
     default: Option<(String, Backend)>,
     /// TLS hosts → (namespace, Secret name), first Ingress (by age) wins.
     pub tls: BTreeMap<String, (String, String)>,
-}
-
-/// Whether `ingress` is ours: its class is one of `our_classes`, or it names none and
-/// `default_class` is ours.
-pub fn is_ours(ingress: &Value, our_classes: &[String], default_class: Option<&str>) -> bool {
-    let class = ingress["spec"]["ingressClassName"]
-        .as_str()
-        .or_else(|| ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str());
-    match class {
-        Some(c) => our_classes.iter().any(|o| o == c),
-        None => default_class.is_some(),
-    }
 }
 
 impl IngressTable {
@@ -226,17 +211,5 @@ mod tests {
         assert_eq!(routed(&t, "blog.example.com", "/"), Some("wild"));
         assert_eq!(routed(&t, "a.b.example.com", "/api"), Some("api"), "a wildcard covers one label");
         assert_eq!(routed(&t, "other", "/nothing"), Some("fallback"));
-    }
-
-    #[test]
-    fn ingress_class_selection() {
-        let ours = vec!["wasmkube".to_string()];
-        let named = json!({"spec": {"ingressClassName": "wasmkube"}});
-        let other = json!({"spec": {"ingressClassName": "nginx"}});
-        let none = json!({"spec": {}});
-        assert!(is_ours(&named, &ours, None));
-        assert!(!is_ours(&other, &ours, Some("wasmkube")));
-        assert!(is_ours(&none, &ours, Some("wasmkube")));
-        assert!(!is_ours(&none, &ours, None));
     }
 }

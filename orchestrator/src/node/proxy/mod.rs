@@ -134,20 +134,18 @@ fn serve_frontends(
     }
 }
 
-/// The Ingresses of our classes: a class whose controller is ours, or none when our class is
-/// the default one.
+/// The Ingresses of our class, as the status controller decides them.
 fn ours(
     ingresses: &[Arc<serde_json::Value>],
     classes: &[Arc<serde_json::Value>],
 ) -> Vec<Arc<serde_json::Value>> {
-    let ours: Vec<&Arc<serde_json::Value>> =
-        classes.iter().filter(|c| c["spec"]["controller"] == ingress_rules::CONTROLLER).collect();
-    let names: Vec<String> = ours.iter().map(|c| crate::api::meta::name(c).to_string()).collect();
-    let default = ours
+    let controller = crate::controllers::endpoints::INGRESS_CONTROLLER;
+    let classes = || classes.iter().map(|c| &**c);
+    ingresses
         .iter()
-        .find(|c| c["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true")
-        .map(|c| crate::api::meta::name(c));
-    ingresses.iter().filter(|i| ingress_rules::is_ours(i, &names, default)).cloned().collect()
+        .filter(|i| crate::api::networking::ingress_is_for(i, classes(), controller))
+        .cloned()
+        .collect()
 }
 
 /// The node's Ingress listeners, bound once (retried each round until they are).
