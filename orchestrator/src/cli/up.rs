@@ -130,7 +130,10 @@ impl UpCommand {
         );
         println!("Try: export KUBECONFIG={}; kubectl get nodes", kubeconfig_path.display());
         if self.demo {
-            match deploy_demo(&cp, &data_dir).await {
+            let node_ip = self.node_ip.unwrap_or(self.listen.ip());
+            let ingress =
+                Some(self.ingress_http_port).filter(|p| *p != 0).map(|p| SocketAddr::new(node_ip, p));
+            match deploy_demo(&cp, &data_dir, ingress).await {
                 Ok(url) => println!("demo: hello-http is running; try: curl {url}"),
                 Err(e) => eprintln!("demo: {e:#}"),
             }
@@ -144,7 +147,26 @@ impl UpCommand {
     }
 }
 
-/// Side-load the bundled sample, deploy it, and wait until a pod answers.
+/// Whether `addr` answers a GET / with 200 before `deadline`.
+async fn answers_200(addr: SocketAddr, deadline: tokio::time::Instant) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && stream.read_exact(&mut head).await.is_ok()
+                && head.ends_with(b" 200")
+            {
+                return true;
+            }
+        }
+        // The proxy learns the endpoint from a watch: look again shortly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Whether the pod is Ready with every container started at `since` or later (RFC 3339 in
 /// whole seconds, so the strings compare as times).
 fn serving_since(pod: &serde_json::Value, since: &str) -> bool {
@@ -159,7 +181,13 @@ fn serving_since(pod: &serde_json::Value, since: &str) -> bool {
     ready && fresh && status["podIP"].is_string()
 }
 
-async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> anyhow::Result<String> {
+/// Side-load the bundled sample, deploy it with a Service and an Ingress, and wait until it
+/// answers; the URL to try.
+async fn deploy_demo(
+    cp: &cluster::ControlPlane,
+    data_dir: &std::path::Path,
+    ingress: Option<SocketAddr>,
+) -> anyhow::Result<String> {
     let wasm_path = data_dir.join("hello-http-demo.wasm");
     std::fs::write(&wasm_path, DEMO_WASM).with_context(|| format!("writing {}", wasm_path.display()))?;
     let cache = oci_fetch::ImageCache::open(&node::images_dir(&data_dir.join("node")))?;
@@ -168,6 +196,9 @@ async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> 
     let deployments =
         find_by_kind("apps/v1", "Deployment").ok_or_else(|| anyhow!("deployments not served"))?;
     let pods = find_by_kind("v1", "Pod").ok_or_else(|| anyhow!("pods not served"))?;
+    let services = find_by_kind("v1", "Service").ok_or_else(|| anyhow!("services not served"))?;
+    let ingresses =
+        find_by_kind("networking.k8s.io/v1", "Ingress").ok_or_else(|| anyhow!("ingresses not served"))?;
     let manifest = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "hello-http-demo", "namespace": "default"},
@@ -177,10 +208,23 @@ async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> 
                 "env": [{"name": "GREETING", "value": "Hello from the wasmkube demo"},
                         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}},
     });
-    match client.create(deployments, Some("default"), &manifest).await {
-        Ok(_) => {}
-        Err(e) if e.is_conflict() => {}
-        Err(e) => return Err(e.into()),
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "hello-http-demo", "namespace": "default"},
+        "spec": {"selector": {"app": "hello-http-demo"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    });
+    let route = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "hello-http-demo", "namespace": "default"},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "hello-http-demo", "port": {"name": "http"}}}}]}}]},
+    });
+    for (kind, object) in [(deployments, &manifest), (services, &service), (ingresses, &route)] {
+        match client.create(kind, Some("default"), object).await {
+            Ok(_) => {}
+            Err(e) if e.is_conflict() => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     eprintln!("demo: waiting for a hello-http pod to run...");
     // After a restart the stored pod still says Running and Ready from the last run, with its
@@ -190,8 +234,14 @@ async fn deploy_demo(cp: &cluster::ControlPlane, data_dir: &std::path::Path) -> 
     loop {
         let (items, rv) = client.list(pods, Some("default"), Some("app=hello-http-demo"), None).await?;
         if let Some(pod) = items.iter().find(|p| serving_since(p, &since)) {
-            let url = format!("http://{}:8080/", pod["status"]["podIP"].as_str().unwrap_or(""));
-            return Ok(url);
+            let pod_url = format!("http://{}:8080/", pod["status"]["podIP"].as_str().unwrap_or(""));
+            return Ok(match ingress {
+                // The Ingress is the stable address; it answers once the proxy has the endpoint.
+                Some(addr) if answers_200(addr, deadline).await => {
+                    format!("http://{addr}/ (Ingress; the pod itself: {pod_url})")
+                }
+                _ => pod_url,
+            });
         }
         if tokio::time::Instant::now() > deadline {
             let state = items

@@ -19,7 +19,7 @@ use tracing::{info, instrument, warn};
 use crate::{
     api::{
         ResourceType, find_by_kind, meta,
-        networking::{CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION, is_default_class},
+        networking::DEFAULT_CLASS_ANNOTATION,
         patch::PatchType,
     },
     client::{Client, informer},
