@@ -253,7 +253,6 @@ pub fn validate_ingress_class_update(old: &Value, new: &Value) -> Result<(), Str
     Ok(())
 }
 
-/// Whether an IngressClass is marked as the default one.
 /// Whether `ingress` is for the IngressClass controller `controller`: by its class (field, else
 /// the old annotation), or, naming none, by the default class (the newest, when several claim
 /// it, as upstream). The node proxies serve exactly the Ingresses the status controller marks.
@@ -276,6 +275,7 @@ pub fn ingress_is_for<'a>(
     !crate::meta::is_terminating(ingress) && class.is_some_and(|c| c["spec"]["controller"] == controller)
 }
 
+/// Whether an IngressClass is marked as the default one.
 pub fn is_default_class(class: &Value) -> bool {
     class["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION] == "true"
 }

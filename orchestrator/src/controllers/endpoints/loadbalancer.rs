@@ -17,11 +17,7 @@ use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
 use crate::{
-    api::{
-        ResourceType, find_by_kind, meta,
-        networking::DEFAULT_CLASS_ANNOTATION,
-        patch::PatchType,
-    },
+    api::{ResourceType, find_by_kind, meta, networking::DEFAULT_CLASS_ANNOTATION, patch::PatchType},
     client::{Client, informer},
 };
 
@@ -217,7 +213,7 @@ mod tests {
         assert!(!is_ours(&json!({"spec": {"ingressClassName": "nginx"}}), &classes));
         assert!(is_ours(&json!({"spec": {}}), &classes), "the default class is ours");
         assert!(!is_ours(
-            &json!({"metadata": {"annotations": {CLASS_ANNOTATION: "nginx"}}, "spec": {}}),
+            &json!({"metadata": {"annotations": {crate::api::networking::CLASS_ANNOTATION: "nginx"}}, "spec": {}}),
             &classes
         ));
         let not_default = [class("wasmkube", INGRESS_CONTROLLER, false)];
