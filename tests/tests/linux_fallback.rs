@@ -1,7 +1,8 @@
 //! The Linux fallback end to end, with the real parts: the busybox sample image built by its
 //! script from Debian's busybox-static, pushed with skopeo to the CNCF distribution registry,
 //! run by `wasmkube up`'s agent under the real runc, observed with the real kubectl.
-//! A Wasm and a busybox container in one pod share its emptyDir volume.
+//! A Wasm and a busybox container in one pod share its emptyDir volume. A busybox httpd pod is
+//! reached through its pod IP and a Service, like a Wasm pod.
 
 use std::time::{Duration, Instant};
 
@@ -264,6 +265,48 @@ spec:
     cluster.wait_for_log("probed", Some("main"), "note from the preStop hook", Duration::from_secs(30))?;
     cluster.kubectl_ok(&["delete", "pod", "probed", "--grace-period=1"])?;
     wait_no_runc_containers(&cluster)?;
+    Ok(())
+}
+
+/// Linux pods are reached the same way as Wasm pods: their pod IP, and a Service's cluster IP
+/// through the node proxy (they share the node's network, so the port is picked free).
+#[test]
+fn a_linux_pod_serves_behind_a_service() -> anyhow::Result<()> {
+    let Setup { cluster, image, work: _work, _registry } = Setup::new()?;
+    let port = wasmkube_e2e::cluster::free_port();
+    let yaml = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: httpd, labels: {{app: httpd}}}}
+spec:
+  containers:
+  - name: httpd
+    image: {image}
+    command: [sh, -c, 'mkdir -p /www && echo hello from linux > /www/index.html && exec busybox httpd -f -p {port} -h /www']
+    ports: [{{name: http, containerPort: {port}}}]
+    readinessProbe: {{tcpSocket: {{port: http}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: httpd}}
+spec:
+  selector: {{app: httpd}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+"
+    );
+    cluster.apply_yaml("httpd", &yaml)?;
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/httpd", "--timeout=90s"])?;
+    let pod_ip = cluster.get_json(&["pod", "httpd"])?["status"]["podIP"].as_str().unwrap_or("").to_string();
+    let (code, body) = wasmkube_e2e::cluster::http_get(&format!("{pod_ip}:{port}"), "/")?;
+    assert_eq!((code, body.as_str()), (200, "hello from linux\n"));
+    let service_ip =
+        cluster.get_json(&["service", "httpd"])?["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+    let answer = poll(Duration::from_secs(60), "the Service to lead to the Linux pod", || {
+        let answer = wasmkube_e2e::cluster::http_get(&format!("{service_ip}:80"), "/");
+        let seen = format!("{answer:?}");
+        Ok((answer.ok().filter(|(code, _)| *code == 200), seen))
+    })?;
+    assert_eq!(answer.1, "hello from linux\n");
     Ok(())
 }
 
