@@ -125,7 +125,7 @@ fn merge(conf: &mut ResolvConf, config: &Value) -> Result<(), String> {
         }
     }
     let mut searches = strings("searches");
-    searches.extend(conf.searches.drain(..));
+    searches.append(&mut conf.searches);
     let mut seen = std::collections::HashSet::new();
     conf.searches = searches.into_iter().filter(|s| seen.insert(s.clone())).collect();
     for option in config["options"].as_array().into_iter().flatten() {
