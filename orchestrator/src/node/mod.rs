@@ -14,6 +14,7 @@ pub mod logs;
 mod probes;
 pub mod proxy;
 mod registration;
+mod service_view;
 mod sources;
 pub mod stats;
 mod status;
@@ -168,13 +169,16 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         names: dns::SharedDirectory::default(),
         dns: Arc::new(dns::DnsConfig::new(config.services.dns_ip().into())),
     };
-    tokio::spawn(dns::run(client.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
+    // One cache of Services and EndpointSlices for the DNS server and the proxy.
+    let view = service_view::ServiceView::spawn(&client)
+        .ok_or_else(|| AgentError::Setup("the API serves no Services or EndpointSlices".into()))?;
+    tokio::spawn(dns::run(view.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
     let proxy_config = proxy::ProxyConfig {
         node_ips: vec![config.node_ip],
         ingress_http: config.ingress_ports.0,
         ingress_https: config.ingress_ports.1,
     };
-    tokio::spawn(proxy::run(client.clone(), proxy_config, stop.clone()));
+    tokio::spawn(proxy::run(client.clone(), view, proxy_config, stop.clone()));
     tokio::spawn(registration::heartbeat(client.clone(), config.clone(), log_addr.port(), stop.clone()));
     let done = tokio::spawn(dispatch(ctx, stop.clone()));
     Ok(AgentHandle { stop, done, log_addr })

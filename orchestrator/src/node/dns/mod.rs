@@ -16,23 +16,19 @@ mod server;
 use std::{
     net::{IpAddr, SocketAddr},
     path::PathBuf,
-    sync::Arc,
     time::Duration,
 };
 
 use hickory_server::Server;
 use serde_json::Value;
-use tokio::{net::TcpSocket, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use directory::{CLUSTER_DOMAIN, Directory, Entry, SharedDirectory};
 pub use forward::Upstream;
 
-use crate::{
-    api::{find_by_kind, meta},
-    client::{Client, informer},
-};
+use super::service_view::ServiceView;
+use crate::api::meta;
 
 /// How long a TCP client may stay idle before the server closes its connection.
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -77,18 +73,14 @@ impl DnsConfig {
 
 /// Keep the directory current and serve it until `stop`. A server that cannot bind (not
 /// root, or the address is not local) is a warning: Wasm pods still resolve names.
-pub async fn run(client: Client, config: DnsConfig, directory: SharedDirectory, stop: CancellationToken) {
+pub async fn run(
+    mut view: ServiceView,
+    config: DnsConfig,
+    directory: SharedDirectory,
+    stop: CancellationToken,
+) {
     let span = info_span!("dns", listen = %config.listen);
     async move {
-        let (Some(service_type), Some(slice_type)) =
-            (find_by_kind("v1", "Service"), find_by_kind("discovery.k8s.io/v1", "EndpointSlice"))
-        else {
-            warn!("Services or EndpointSlices are not served; cluster DNS is off");
-            return;
-        };
-        let changed = Arc::new(Notify::new());
-        let services = informer::spawn(client.clone(), service_type, None, changed.clone());
-        let slices = informer::spawn(client, slice_type, None, changed.clone());
         let upstream = Upstream::from_resolv_conf(
             &std::fs::read_to_string(&config.host_resolv_conf).unwrap_or_default(),
             config.listen.ip(),
@@ -100,13 +92,12 @@ pub async fn run(client: Client, config: DnsConfig, directory: SharedDirectory, 
                 None
             }
         };
-        services.wait_synced().await;
-        slices.wait_synced().await;
+        view.wait_synced().await;
         loop {
-            directory.replace(Directory::build(&config.domain, &services.list(), &slices.list()));
+            directory.replace(Directory::build(&config.domain, &view.services.list(), &view.slices.list()));
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = crate::controllers::wait_for_change(&changed) => {}
+                _ = view.changed() => {}
             }
         }
         if let Some(server) = server.as_mut()
@@ -126,7 +117,7 @@ pub async fn serve(
     upstream: Upstream,
 ) -> std::io::Result<Server<server::Handler>> {
     let udp = bind_udp(config.listen)?;
-    let tcp = bind_tcp(config.listen)?;
+    let tcp = super::proxy::bind_shared(config.listen)?;
     info!(upstream = ?upstream.servers(), "serving cluster DNS");
     let mut server = Server::new(server::Handler { directory, upstream });
     server.register_socket(udp);
@@ -142,14 +133,6 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     tokio::net::UdpSocket::from_std(socket.into())
-}
-
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 /// How one pod's Wasm guests resolve names: the directory, through the pod's search list.

@@ -22,6 +22,7 @@ use tokio::{net::TcpSocket, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::service_view::ServiceView;
 use crate::{
     api::find_by_kind,
     client::{Client, informer},
@@ -47,23 +48,20 @@ pub struct ProxyConfig {
 }
 
 /// Serve every Service and Ingress of the cluster until `stop`.
-pub async fn run(client: Client, config: ProxyConfig, stop: CancellationToken) {
+pub async fn run(client: Client, mut view: ServiceView, config: ProxyConfig, stop: CancellationToken) {
     let kinds = (
-        find_by_kind("v1", "Service"),
-        find_by_kind("discovery.k8s.io/v1", "EndpointSlice"),
         find_by_kind("networking.k8s.io/v1", "Ingress"),
         find_by_kind("networking.k8s.io/v1", "IngressClass"),
     );
-    let (Some(service_type), Some(slice_type), Some(ingress_type), Some(class_type)) = kinds else {
-        warn!("Services, EndpointSlices or Ingresses are not served; the node proxy is off");
+    let (Some(ingress_type), Some(class_type)) = kinds else {
+        warn!("Ingresses are not served; the node proxy is off");
         return;
     };
     let changed = Arc::new(Notify::new());
-    let services = informer::spawn(client.clone(), service_type, None, changed.clone());
-    let slices = informer::spawn(client.clone(), slice_type, None, changed.clone());
     let ingresses = informer::spawn(client.clone(), ingress_type, None, changed.clone());
     let classes = informer::spawn(client.clone(), class_type, None, changed.clone());
-    for cache in [&services, &slices, &ingresses, &classes] {
+    view.wait_synced().await;
+    for cache in [&ingresses, &classes] {
         cache.wait_synced().await;
     }
     let pool = forward::Pool::default();
@@ -73,7 +71,7 @@ pub async fn run(client: Client, config: ProxyConfig, stop: CancellationToken) {
     // Addresses that could not be bound, with why: warned about once, retried every round.
     let mut refused: HashMap<SocketAddr, String> = HashMap::new();
     loop {
-        let (service_list, slice_list) = (services.list(), slices.list());
+        let (service_list, slice_list) = (view.services.list(), view.slices.list());
         let index = table::SliceIndex::new(&slice_list);
         let wanted = table::frontends(&service_list, &index, &config.node_ips);
         serve_frontends(wanted, &mut listeners, &mut refused, &pool, &stop);
@@ -84,6 +82,7 @@ pub async fn run(client: Client, config: ProxyConfig, stop: CancellationToken) {
         ingress_listeners.bind(&ingress_state, &pool, &stop);
         tokio::select! {
             _ = stop.cancelled() => return,
+            _ = view.changed() => {}
             _ = crate::controllers::wait_for_change(&changed) => {}
         }
     }
@@ -113,7 +112,7 @@ fn serve_frontends(
             }
             continue;
         }
-        match bind(addr) {
+        match bind_shared(addr) {
             Ok(socket) => {
                 refused.remove(&addr);
                 info!(%addr, route = %route.key, http = route.http, "serving");
@@ -164,7 +163,7 @@ impl IngressListeners {
     }
 
     fn bind(&mut self, state: &ingress::IngressState, pool: &forward::Pool, stop: &CancellationToken) {
-        self.pending.retain(|(addr, tls)| match bind(*addr) {
+        self.pending.retain(|(addr, tls)| match bind_shared(*addr) {
             Ok(socket) => {
                 let (state, pool, stop) = (state.clone(), pool.clone(), stop.clone());
                 info!(%addr, tls, "serving Ingress");
@@ -183,8 +182,8 @@ impl IngressListeners {
     }
 }
 
-/// A listening socket shared with other agents of the cluster on this machine.
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// A listening socket shared with other agents of the cluster on this machine (SO_REUSEPORT).
+pub(crate) fn bind_shared(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
