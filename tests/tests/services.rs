@@ -2,7 +2,8 @@
 //! hello-http component behind one Service share its traffic on the cluster IP and on a node
 //! port; a readiness probe failing everywhere turns the Service into a clear 503 and recovering
 //! brings the traffic back; `sessionAffinity: ClientIP` keeps a client on one pod; a port that
-//! is not HTTP is carried as plain TCP; and allocation errors read as kube-apiserver's.
+//! is not HTTP is carried as plain TCP; containers get kubelet's Service variables; and
+//! allocation errors read as kube-apiserver's.
 
 use std::{
     collections::BTreeSet,
@@ -155,6 +156,23 @@ fn a_service_spreads_requests_over_ready_pods_and_follows_readiness() -> anyhow:
     let raw_ip =
         cluster.get_json(&["service", "raw"])?["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
     get_until(&format!("{raw_ip}:9000"), "/", |code, body| code == 200 && pod_of(body).is_some())?;
+
+    // Containers started after a Service get kubelet's variables for it.
+    cluster.side_load("config-echo.wasm", "example.local/config-echo:1")?;
+    cluster.apply_yaml(
+        "echo",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: echo}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: echo\n    image: example.local/config-echo:1\n    env: [{name: WEB_URL, value: 'http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/'}]\n",
+    )?;
+    cluster.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/echo", "--timeout=60s"])?;
+    let env = cluster.kubectl_ok(&["logs", "echo"])?;
+    for line in [
+        format!("env WEB_SERVICE_HOST={cluster_ip}"),
+        "env WEB_SERVICE_PORT_HTTP=80".to_string(),
+        format!("env RAW_PORT=tcp://{raw_ip}:9000"),
+        format!("env WEB_URL=http://{cluster_ip}:80/"),
+    ] {
+        assert!(env.lines().any(|l| l == line), "no {line:?} in:\n{env}");
+    }
 
     // No ready pod: the Service answers 503 and says why; traffic returns with readiness.
     set_health(&cluster, "down")?;

@@ -201,14 +201,12 @@ impl ContainerTask {
 
     /// What the Pod spec grants this container: env, volume mounts, limits, network.
     async fn grants(&self) -> Result<Grants, String> {
-        let env = env::resolve(
-            &self.ctx.client,
-            &self.pod,
-            &self.spec,
-            &self.pod_ip.to_string(),
-            &self.ctx.node_ip.to_string(),
-        )
-        .await?;
+        // As kubelet, only once the Services have been read: the variables name them.
+        self.ctx.services.wait_synced().await;
+        let service_vars = super::service_env::for_pod(&self.pod, &self.ctx.services.services.list());
+        let ips = (self.pod_ip.to_string(), self.ctx.node_ip.to_string());
+        let env =
+            env::resolve(&self.ctx.client, &self.pod, &self.spec, (&ips.0, &ips.1), service_vars).await?;
         let volumes = self.volumes.as_ref().as_ref().map_err(Clone::clone)?;
         volumes.sync(&self.ctx.client).await?;
         Ok(Grants {

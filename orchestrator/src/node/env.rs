@@ -9,13 +9,15 @@ use serde_json::Value;
 
 use crate::{api::meta, client::Client};
 
-/// Resolve every variable of `container` in `pod`, whose IP is `pod_ip`.
+/// Resolve every variable of `container` in `pod`, whose IP is `pod_ip`; `service_vars` (see
+/// `service_env`) are added where the container does not define the same name, and its
+/// `$(VAR)` references may use them.
 pub async fn resolve(
     client: &Client,
     pod: &Value,
     container: &Value,
-    pod_ip: &str,
-    host_ip: &str,
+    (pod_ip, host_ip): (&str, &str),
+    service_vars: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, String> {
     let ns = meta::namespace(pod);
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -44,7 +46,8 @@ pub async fn resolve(
             continue;
         }
         if let Some(v) = var["value"].as_str() {
-            set(name, expand(v, &vars), &mut vars);
+            let value = expand(&expand(v, &vars), &service_vars);
+            set(name, value, &mut vars);
             continue;
         }
         let from = &var["valueFrom"];
@@ -73,6 +76,11 @@ pub async fn resolve(
         };
         if let Some(v) = value {
             set(name, v, &mut vars);
+        }
+    }
+    for (name, value) in service_vars {
+        if !vars.iter().any(|(defined, _)| *defined == name) {
+            vars.push((name, value));
         }
     }
     Ok(vars)

@@ -14,6 +14,7 @@ pub mod logs;
 mod probes;
 pub mod proxy;
 mod registration;
+mod service_env;
 mod service_view;
 mod sources;
 pub mod stats;
@@ -93,6 +94,8 @@ pub(crate) struct NodeContext {
     /// resolv.conf).
     pub names: dns::SharedDirectory,
     pub dns: Arc<dns::DnsConfig>,
+    /// The cluster's Services and EndpointSlices (also the Service environment variables).
+    pub services: service_view::ServiceView,
 }
 
 /// A running agent; dropping the handle does not stop it, `shutdown` does.
@@ -152,6 +155,9 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
     registration::register(&client, &config, log_addr.port()).await?;
     let pod_cidr = registration::wait_for_pod_cidr(&client, &config.node_name).await?;
     info!(node = %config.node_name, %log_addr, %pod_cidr, "node registered");
+    // One cache of Services and EndpointSlices for the DNS server, the proxy and pod env.
+    let view = service_view::ServiceView::spawn(&client)
+        .ok_or_else(|| AgentError::Setup("the API serves no Services or EndpointSlices".into()))?;
     let ctx = NodeContext {
         client: client.clone(),
         node_name: config.node_name.clone(),
@@ -168,10 +174,8 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
         cluster_networks: Arc::new(cluster_networks(&config)),
         names: dns::SharedDirectory::default(),
         dns: Arc::new(dns::DnsConfig::new(config.services.dns_ip().into())),
+        services: view.clone(),
     };
-    // One cache of Services and EndpointSlices for the DNS server and the proxy.
-    let view = service_view::ServiceView::spawn(&client)
-        .ok_or_else(|| AgentError::Setup("the API serves no Services or EndpointSlices".into()))?;
     tokio::spawn(dns::run(view.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
     let proxy_config = proxy::ProxyConfig {
         node_ips: vec![config.node_ip],
