@@ -309,9 +309,17 @@ pub async fn start(
         }
         Pre::Http(pre) => {
             let addr = spec.http_listen.ok_or(RuntimeError::MissingListenAddress { container: spec.name })?;
-            let started =
-                http::start(engine.engine(), pre, guest.clone(), addr, spec.request_timeout, stop_rx, span)
-                    .await?;
+            let started = http::start(
+                engine.engine(),
+                engine.local(),
+                pre,
+                guest.clone(),
+                addr,
+                spec.request_timeout,
+                stop_rx,
+                span,
+            )
+            .await?;
             let mut running = RunningContainer::new(Some(World::HttpProxy), stop_tx, started.task, &guest);
             running.http_addr = Some(started.bound);
             running.requests = Some(started.requests);

@@ -6,6 +6,7 @@
 //! keeps a busy guest from starving the executor and lets `stop()` cut it off.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -71,6 +72,8 @@ struct Inner {
     live: Mutex<HashMap<String, Weak<Pre>>>,
     /// Instance slots of the pooling allocator; 0 when allocating on demand.
     pool_slots: u32,
+    /// The HTTP containers running on this engine, by listening address.
+    local: crate::http::LocalServers,
 }
 
 impl WasmEngine {
@@ -111,7 +114,17 @@ impl WasmEngine {
         spawn_epoch_ticker(engine.weak())?;
         tracing::info!(pool_slots, "wasm engine ready");
         let live = Mutex::new(HashMap::new());
-        Ok(Self { inner: Arc::new(Inner { engine, linker, p1_linker, cache, live, pool_slots }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                p1_linker,
+                cache,
+                live,
+                pool_slots,
+                local: Default::default(),
+            }),
+        })
     }
 
     /// Compiles the component at `wasm_path`, or loads it from the on-disk cache (key: sha256 of
@@ -148,6 +161,17 @@ impl WasmEngine {
     /// How many component instances the pool holds (0: on-demand allocation, no fixed limit).
     pub fn pool_slots(&self) -> u32 {
         self.inner.pool_slots
+    }
+
+    pub(crate) fn local(&self) -> &crate::http::LocalServers {
+        &self.inner.local
+    }
+
+    /// The HTTP container of this engine listening on `addr`, to hand it requests in-process
+    /// (the node proxy's shortcut to local Wasm pods); `None` when no running container serves
+    /// there (another node's pod, a Linux pod, a stopping container).
+    pub fn local_http(&self, addr: SocketAddr) -> Option<crate::http::LocalHttp> {
+        self.inner.local.get(addr)
     }
 
     pub(crate) fn engine(&self) -> &Engine {

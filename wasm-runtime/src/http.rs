@@ -46,6 +46,48 @@ use crate::limits::memory::is_memory_limit;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The HTTP containers of one engine by listening address, so the node proxy can hand a
+/// request to a local Wasm pod in-process (`WasmEngine::local_http`) instead of a TCP round
+/// trip to the pod's own loopback listener: the same handler, limits and drain, minus one
+/// HTTP parse and two socket copies per request.
+#[derive(Clone, Default)]
+pub(crate) struct LocalServers(Arc<std::sync::RwLock<HashMap<SocketAddr, std::sync::Weak<Server>>>>);
+
+impl LocalServers {
+    fn insert(&self, addr: SocketAddr, server: &Arc<Server>) {
+        if let Ok(mut map) = self.0.write() {
+            map.retain(|_, s| s.strong_count() > 0);
+            map.insert(addr, Arc::downgrade(server));
+        }
+    }
+
+    /// Forget `addr` if it is still `server`'s (a stopping server takes no new request).
+    fn remove(&self, addr: SocketAddr, server: &Arc<Server>) {
+        if let Ok(mut map) = self.0.write() {
+            if map.get(&addr).is_some_and(|s| std::ptr::eq(s.as_ptr(), Arc::as_ptr(server))) {
+                map.remove(&addr);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, addr: SocketAddr) -> Option<LocalHttp> {
+        self.0.read().ok()?.get(&addr)?.upgrade().map(LocalHttp)
+    }
+}
+
+/// A local HTTP container, reached in-process.
+pub struct LocalHttp(Arc<Server>);
+
+impl LocalHttp {
+    /// Handle one request exactly as a request on the container's listener would be.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        match handle(self.0.clone(), req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// What `start` hands back for the container handle.
 pub(crate) struct Started {
     pub task: JoinHandle<ExitStatus>,
@@ -56,6 +98,7 @@ pub(crate) struct Started {
 /// Instantiates once to fail fast, binds `addr`, and starts the server task.
 pub(crate) async fn start(
     engine: &Engine,
+    local: &LocalServers,
     pre: &ProxyPre<Host>,
     guest: GuestConfig,
     addr: SocketAddr,
@@ -82,7 +125,8 @@ pub(crate) async fn start(
         request_timeout,
         oom: Arc::new(Notify::new()),
     });
-    let task = tokio::spawn(serve(listener, server, stop_rx).instrument(span));
+    local.insert(bound, &server);
+    let task = tokio::spawn(serve(listener, server, stop_rx, (local.clone(), bound)).instrument(span));
     Ok(Started { task, bound, requests })
 }
 
@@ -101,6 +145,7 @@ async fn serve(
     listener: TcpListener,
     server: Arc<Server>,
     mut stop_rx: oneshot::Receiver<Duration>,
+    (local, bound): (LocalServers, SocketAddr),
 ) -> ExitStatus {
     tracing::info!(addr = ?listener.local_addr().ok(), "http server started");
     let graceful = GracefulShutdown::new();
@@ -128,6 +173,7 @@ async fn serve(
         }
     };
     drop(listener);
+    local.remove(bound, &server);
     let stopped = drain(&server, graceful, connections, grace).await;
     if oom_killed {
         let limit = server.guest.memory.limit().or(server.guest.pod_memory.limit()).unwrap_or(0);

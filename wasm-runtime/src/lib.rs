@@ -61,6 +61,9 @@ pub use container::{
     STOPPED_COMMAND_EXIT_CODE, UsageMeter, start,
 };
 pub use engine::{EPOCH_TICK, EngineConfig, WasmEngine};
+pub use http::LocalHttp;
+/// The body of a response a Wasm HTTP container gives ([`LocalHttp::handle`]).
+pub type HttpResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 pub use error::RuntimeError;
 pub use limits::{CpuBudget, MemoryBudget, MemoryLimitExceeded, Usage};
 pub use names::{ClusterName, NameResolver};

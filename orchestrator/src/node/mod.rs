@@ -178,6 +178,7 @@ pub async fn start(client: Client, config: AgentConfig) -> Result<AgentHandle, A
     };
     tokio::spawn(dns::run(view.clone(), (*ctx.dns).clone(), ctx.names.clone(), stop.clone()));
     let proxy_config = proxy::ProxyConfig {
+        engine: Some(ctx.engine.clone()),
         node_ips: vec![config.node_ip],
         ingress_http: config.ingress_ports.0,
         ingress_https: config.ingress_ports.1,

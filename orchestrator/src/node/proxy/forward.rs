@@ -24,19 +24,27 @@ use super::balance::Backends;
 
 /// The body sent to an endpoint: the client's, or nothing on a retry of a bodiless request.
 type UpBody = Either<Incoming, Empty<Bytes>>;
-/// The body sent back to the client: the endpoint's, or the proxy's own error page.
-pub type DownBody = Either<Incoming, Full<Bytes>>;
+/// The body sent back to the client: the endpoint's, the proxy's own error page, or a local
+/// Wasm container's.
+pub type DownBody = Either<Either<Incoming, Full<Bytes>>, wasm_runtime::HttpResponseBody>;
 
-/// Idle HTTP/1.1 connections to endpoints, shared by every frontend of the node.
+/// Idle HTTP/1.1 connections to endpoints, shared by every frontend of the node, and the
+/// node's Wasm engine, whose HTTP containers take requests in-process.
 #[derive(Clone, Default)]
 pub struct Pool {
     idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<UpBody>>>>>,
+    local: Option<wasm_runtime::WasmEngine>,
 }
 
 /// Most idle connections kept per endpoint.
 const IDLE_PER_ENDPOINT: usize = 64;
 
 impl Pool {
+    /// A pool that hands requests for `engine`'s own HTTP containers to them in-process.
+    pub fn with_local(engine: wasm_runtime::WasmEngine) -> Self {
+        Self { idle: Arc::default(), local: Some(engine) }
+    }
+
     /// A ready connection to `addr`: an idle one, else a new one. A failure here means nothing
     /// was sent, so the caller may try another endpoint.
     async fn connection(&self, addr: SocketAddr) -> std::io::Result<SendRequest<UpBody>> {
@@ -174,6 +182,16 @@ pub async fn forward_request(
         let Some(addr) = backends.pick(client_ip, &failed) else {
             return unavailable(backends, failed.len());
         };
+        // A Wasm pod of this node: no socket, no second HTTP parse (its listener stays for
+        // everyone else). Needs the request body, so not for a resend.
+        if let Some(local) = pool.local.as_ref().and_then(|engine| engine.local_http(addr))
+            && let Some(body) = body.take()
+        {
+            let response = local.handle(Request::from_parts(parts, body)).await;
+            let (mut head, body) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            return Response::from_parts(head, Either::Right(body));
+        }
         let mut sender = match pool.connection(addr).await {
             Ok(s) => s,
             Err(e) => {
@@ -192,7 +210,7 @@ pub async fn forward_request(
                 pool.give_back(addr, sender);
                 let (mut head, body) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers);
-                return Response::from_parts(head, Either::Left(body));
+                return Response::from_parts(head, Either::Left(Either::Left(body)));
             }
             // A pooled connection the endpoint had just closed: a request without a body can
             // be sent again; one whose body is gone cannot.
@@ -221,7 +239,7 @@ fn unavailable(backends: &Backends, refused: usize) -> Response<DownBody> {
 }
 
 pub fn error_page(status: StatusCode, body: String) -> Response<DownBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut response = Response::new(Either::Left(Either::Right(Full::new(Bytes::from(body)))));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -37,9 +37,11 @@ struct Listener {
     stop: CancellationToken,
 }
 
-/// Where the proxy serves what is not a cluster IP.
-#[derive(Debug, Clone)]
+/// Where the proxy serves what is not a cluster IP, and the node's Wasm engine (requests for
+/// its HTTP containers skip the network).
+#[derive(Clone)]
 pub struct ProxyConfig {
+    pub engine: Option<wasm_runtime::WasmEngine>,
     /// The node's addresses: node ports and Ingress listen there.
     pub node_ips: Vec<IpAddr>,
     /// Ingress HTTP and HTTPS ports (None: not served).
@@ -64,7 +66,10 @@ pub async fn run(client: Client, mut view: ServiceView, config: ProxyConfig, sto
     for cache in [&ingresses, &classes] {
         cache.wait_synced().await;
     }
-    let pool = forward::Pool::default();
+    let pool = match &config.engine {
+        Some(engine) => forward::Pool::with_local(engine.clone()),
+        None => forward::Pool::default(),
+    };
     let ingress_state = ingress::IngressState::default();
     let mut ingress_listeners = IngressListeners::new(&config);
     let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
