@@ -444,8 +444,14 @@ impl Cluster {
         let token = tokens["apiserver"].as_str().context("no apiserver token")?;
         let node = self.get_json(&["node", node_name])?;
         let port = &node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"];
+        let addresses = node["status"]["addresses"].as_array().cloned().unwrap_or_default();
+        let ip = addresses
+            .iter()
+            .find(|a| a["type"] == "InternalIP")
+            .and_then(|a| a["address"].as_str())
+            .context("the node has no InternalIP")?;
         let (code, body) = http_get_with(
-            &format!("127.0.0.1:{port}"),
+            &format!("{ip}:{port}"),
             "/stats/summary",
             &format!("Authorization: Bearer {token}\r\n"),
         )?;
