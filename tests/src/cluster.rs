@@ -509,13 +509,22 @@ pub fn http_get_with(host_port: &str, path: &str, headers: &str) -> anyhow::Resu
 /// Like [`http_get`], retrying while nothing answers yet (a pod whose server is still
 /// starting), for at most `patience`.
 pub fn http_get_when_up(host_port: &str, path: &str, patience: Duration) -> anyhow::Result<(u16, String)> {
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        match http_get(host_port, path) {
-            Ok(answer) => return Ok(answer),
-            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
-            // Poll interval while the listener comes up; bounded by `patience`.
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    http_get_until(host_port, path, patience, |_, _| true)
+}
+
+/// GET `path` at `host_port` until `done` accepts an answer (each answer is handed to it), for
+/// at most `patience`: what a Service or Ingress serves follows the cluster with a lag no
+/// watch shows.
+pub fn http_get_until(
+    host_port: &str,
+    path: &str,
+    patience: Duration,
+    mut done: impl FnMut(u16, &str) -> bool,
+) -> anyhow::Result<(u16, String)> {
+    crate::poll::until(&format!("the right answer from {host_port}{path}"), patience, || {
+        Ok(match http_get(host_port, path) {
+            Ok((code, body)) if done(code, &body) => (Some((code, body)), String::new()),
+            answer => (None, format!("{answer:?}")),
+        })
+    })
 }

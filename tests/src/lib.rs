@@ -6,12 +6,14 @@
 //! - [`linux_image`]: the busybox sample image and hostile layers for the runc fallback.
 //! - [`pod_watch`]: pods followed through `kubectl get pods --watch`, as an endpoints controller sees them.
 //! - [`word_count`]: the word-count sample as Jobs and CronJobs run it.
+//! - [`poll`]: the one bounded poll, for state no watch shows (what a proxy or DNS serves).
 //!
 //! Missing tools are installed by `scripts/install-test-deps.sh`.
 
 pub mod cluster;
 pub mod linux_image;
 pub mod pod_watch;
+pub mod poll;
 pub mod registry;
 pub mod wasi_image;
 pub mod word_count;

@@ -8,18 +8,19 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hickory_proto::{
     op::{Message, Query, ResponseCode},
     rr::{Name, RData, RecordType},
 };
 use wasmkube_e2e::{
     TestRegistry,
-    cluster::{Cluster, http_get},
+    cluster::{Cluster, http_get, http_get_until},
     linux_image::{push_busybox, runc_usable},
+    poll,
 };
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -143,34 +144,16 @@ fn wait_answer(
     kind: RecordType,
     want: (ResponseCode, Vec<String>),
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    // The directory follows the endpoints with a lag no watch shows.
+    poll::until(&format!("{name} {kind} to answer {want:?}"), PATIENCE, || {
         let got = ask(server, name, kind)?;
-        if got == want {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{name} {kind}: wanted {want:?}, the DNS server keeps answering {got:?}");
-        }
-        // Poll interval while the endpoints and the directory catch up; bounded by PATIENCE.
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok(((got == want).then_some(()), format!("{got:?}")))
+    })
 }
 
 /// GET `path` on the client pod until it answers 200.
 fn fetch(client: &str, path: &str) -> anyhow::Result<String> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let answer = http_get(client, path);
-        if let Ok((200, body)) = &answer {
-            return Ok(body.clone());
-        }
-        if Instant::now() > deadline {
-            bail!("{client}{path} never answered 200; the last answer: {answer:?}");
-        }
-        // Poll interval while the node proxy learns the endpoint; bounded by PATIENCE.
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    Ok(http_get_until(client, path, PATIENCE, |code, _| code == 200)?.1)
 }
 
 fn pod_ip(cluster: &Cluster, pod: &str) -> anyhow::Result<String> {

@@ -3,13 +3,10 @@
 //! terminates TLS on the HTTPS port with a certificate kept in a Secret, which curl verifies
 //! against the certificate's own CA (so the right one was served, chosen by SNI).
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use anyhow::Context;
-use wasmkube_e2e::cluster::Cluster;
+use wasmkube_e2e::{cluster::Cluster, poll};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -51,18 +48,12 @@ fn curl(args: &[&str]) -> anyhow::Result<(u16, String)> {
 
 /// curl until the answer contains `needle` (the proxy learns routes from watches).
 fn curl_until(args: &[&str], needle: &str) -> anyhow::Result<String> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match curl(args) {
-            Ok((_, body)) if body.contains(needle) => return Ok(body),
-            Ok((code, body)) => last = format!("{code} {body}"),
-            Err(e) => last = e.to_string(),
-        }
-        // Poll interval while routes and endpoints propagate; bounded by PATIENCE.
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("curl {args:?} never answered {needle:?}; last: {last}")
+    poll::until(&format!("curl {args:?} to answer {needle:?}"), PATIENCE, || {
+        Ok(match curl(args) {
+            Ok((_, body)) if body.contains(needle) => (Some(body), String::new()),
+            answer => (None, format!("{answer:?}")),
+        })
+    })
 }
 
 #[test]

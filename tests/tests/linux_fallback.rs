@@ -12,27 +12,8 @@ use wasmkube_e2e::{
     TestRegistry,
     cluster::Cluster,
     linux_image::{RawEntry, push_busybox, push_raw_image, raw_tar, runc_usable},
+    poll,
 };
-
-/// Polls `check` until it returns `Some`, failing with `what` and the last observation after
-/// `timeout`.
-fn poll<T>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> anyhow::Result<(Option<T>, String)>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (found, seen) = check()?;
-        if let Some(found) = found {
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}; last seen: {seen}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn container_status(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
     let pod = cluster.get_json(&["pod", pod])?;
@@ -41,7 +22,7 @@ fn container_status(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
 
 /// Waits until the pod's first container has terminated; returns its container status.
 fn wait_terminated(cluster: &Cluster, pod: &str) -> anyhow::Result<Value> {
-    poll(Duration::from_secs(90), &format!("{pod} to terminate"), || {
+    poll::until(&format!("{pod} to terminate"), Duration::from_secs(90), || {
         let status = container_status(cluster, pod)?;
         let done = status["state"]["terminated"].is_object().then(|| status.clone());
         Ok((done, status.to_string()))
@@ -66,7 +47,7 @@ fn runc_containers(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
 
 /// Waits until runc knows no container of this cluster's agent.
 fn wait_no_runc_containers(cluster: &Cluster) -> anyhow::Result<()> {
-    poll(Duration::from_secs(30), "runc to forget the containers", || {
+    poll::until("runc to forget the containers", Duration::from_secs(30), || {
         let left = runc_containers(cluster)?;
         Ok((left.is_empty().then_some(()), format!("{left:?}")))
     })
@@ -121,7 +102,7 @@ fn busybox_runs_under_runc_with_logs_exit_codes_restarts_and_graceful_stop() -> 
     // OnFailure restarts a failing container (after the kubelet's 10 s back-off).
     let script = "echo run\nexit 1";
     cluster.apply_yaml("flaky", &pod_yaml("flaky", &image, "OnFailure", 30, script))?;
-    let restarted = poll(Duration::from_secs(90), "flaky to restart", || {
+    let restarted = poll::until("flaky to restart", Duration::from_secs(90), || {
         let status = container_status(&cluster, "flaky")?;
         let restarts = status["restartCount"].as_u64().unwrap_or(0);
         Ok(((restarts >= 1).then(|| status.clone()), status.to_string()))
@@ -301,7 +282,7 @@ spec:
     assert_eq!((code, body.as_str()), (200, "hello from linux\n"));
     let service_ip =
         cluster.get_json(&["service", "httpd"])?["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
-    let answer = poll(Duration::from_secs(60), "the Service to lead to the Linux pod", || {
+    let answer = poll::until("the Service to lead to the Linux pod", Duration::from_secs(60), || {
         let answer = wasmkube_e2e::cluster::http_get(&format!("{service_ip}:80"), "/");
         let seen = format!("{answer:?}");
         Ok((answer.ok().filter(|(code, _)| *code == 200), seen))
@@ -330,7 +311,7 @@ fn a_hostile_layer_is_refused_and_writes_nothing_outside_the_rootfs() -> anyhow:
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostile\nspec:\n  containers:\n  - name: main\n    image: {image}\n"
     );
     cluster.apply_yaml("hostile", &yaml)?;
-    let waiting = poll(Duration::from_secs(60), "the pod to report the refused layer", || {
+    let waiting = poll::until("the pod to report the refused layer", Duration::from_secs(60), || {
         let status = container_status(&cluster, "hostile")?;
         let waiting = &status["state"]["waiting"];
         let refused = waiting["reason"] == "CreateContainerError"

@@ -214,12 +214,8 @@ fn serving_service(cluster: &Cluster) -> anyhow::Result<String> {
         .context("no cluster IP")?
         .to_string();
     let addr = format!("{ip}:80");
-    // Until the proxy listens and knows the three endpoints: a 503 before that is no answer.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while wasmkube_e2e::cluster::http_get_when_up(&addr, "/", PATIENCE)?.0 != 200 {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "{addr} never answered 200");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Until the proxy listens and knows the endpoints: a 503 before that is no answer.
+    wasmkube_e2e::cluster::http_get_until(&addr, "/", PATIENCE, |code, _| code == 200)?;
     Ok(addr)
 }
 

@@ -5,13 +5,10 @@
 //! is not HTTP is carried as plain TCP; containers get kubelet's Service variables; and
 //! allocation errors read as kube-apiserver's.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::Context;
-use wasmkube_e2e::cluster::{Cluster, http_get};
+use wasmkube_e2e::cluster::{Cluster, http_get, http_get_until};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -76,25 +73,9 @@ fn pod_of(body: &str) -> Option<String> {
     body.strip_prefix("Hello from ")?.split_once('!').map(|(pod, _)| pod.to_string())
 }
 
-/// GET `path` at `addr` until `done` accepts an answer; every answer is handed to `done`.
-fn get_until(
-    addr: &str,
-    path: &str,
-    mut done: impl FnMut(u16, &str) -> bool,
-) -> anyhow::Result<(u16, String)> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut last = (0, String::new());
-    while Instant::now() < deadline {
-        if let Ok((code, body)) = http_get(addr, path) {
-            if done(code, &body) {
-                return Ok((code, body));
-            }
-            last = (code, body);
-        }
-        // Poll interval while the proxy and endpoints catch up; bounded by PATIENCE.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    anyhow::bail!("{addr}{path} never gave the expected answer; the last was {} {:?}", last.0, last.1)
+/// GET `path` at `addr` until `done` accepts an answer.
+fn get_until(addr: &str, path: &str, done: impl FnMut(u16, &str) -> bool) -> anyhow::Result<(u16, String)> {
+    http_get_until(addr, path, PATIENCE, done)
 }
 
 #[test]
