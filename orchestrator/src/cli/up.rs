@@ -236,8 +236,11 @@ async fn deploy_demo(
         if let Some(pod) = items.iter().find(|p| serving_since(p, &since)) {
             let pod_url = format!("http://{}:8080/", pod["status"]["podIP"].as_str().unwrap_or(""));
             return Ok(match ingress {
-                // The Ingress is the stable address; it answers once the proxy has the endpoint.
-                Some(addr) if answers_200(addr, deadline).await => {
+                // The Ingress is the stable address; it answers once the proxy has the endpoint
+                // (seconds at most; longer means the port is not ours, see the agent's warning).
+                Some(addr)
+                    if answers_200(addr, tokio::time::Instant::now() + Duration::from_secs(10)).await =>
+                {
                     format!("http://{addr}/ (Ingress; the pod itself: {pod_url})")
                 }
                 _ => pod_url,

@@ -52,12 +52,11 @@ impl Routes {
         slices: &table::SliceIndex,
         previous: &Routes,
     ) -> Self {
+        let by_name: HashMap<(&str, &str), &Value> =
+            services.iter().map(|s| ((meta::namespace(s), meta::name(s)), &**s)).collect();
         let mut backends = HashMap::new();
         for backend in table.backends() {
-            let Some(svc) = services
-                .iter()
-                .find(|s| meta::namespace(s) == backend.namespace && meta::name(s) == backend.service)
-            else {
+            let Some(svc) = by_name.get(&(backend.namespace.as_str(), backend.service.as_str())) else {
                 continue;
             };
             let Some(port) =

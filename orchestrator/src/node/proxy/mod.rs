@@ -130,7 +130,11 @@ fn serve_frontends(
             Err(e) => {
                 let why = e.to_string();
                 if refused.get(&addr) != Some(&why) {
-                    warn!(%addr, route = %route.key, error = %why, "cannot listen for a Service port");
+                    warn!(
+                        %addr, route = %route.key, error = %why,
+                        "cannot listen for a Service port; is another process using it, or another cluster \
+                         on this machine with the same --service-network or --node-ip? retrying on the next change"
+                    );
                 }
                 refused.insert(addr, why);
             }
@@ -180,7 +184,11 @@ impl IngressListeners {
                 false
             }
             Err(e) => {
-                warn!(%addr, error = %e, "cannot listen for Ingress; retrying on the next change");
+                warn!(
+                    %addr, error = %e,
+                    "cannot listen for Ingress; free the port or pick another with --ingress-http-port / \
+                     --ingress-https-port (0 turns it off); retrying on the next change"
+                );
                 true
             }
         });
